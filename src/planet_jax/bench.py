@@ -1,0 +1,200 @@
+"""Benchmarks: `python -m planet_jax.bench {envs,update,planner} --preset paper [--json FILE]`.
+
+Every figure is a median over repeats after warm-up, with min and max, the device it ran
+on, the analytic FLOP count and achieved rate where there is one, and the float32
+matrix-multiply rate that the same device reaches in the same run, so each figure can be
+read as a fraction of the machine's limit. `--json FILE` writes a list of records, one
+per measured case, with the keys of `Record` (and the settings measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Record:
+    """One measured case."""
+
+    name: str
+    device: str
+    median_s: float
+    min_s: float
+    max_s: float
+    gflop: float | None
+    achieved_gflops: float | None
+    matmul_gflops: float | None
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("settings", "extra")}
+        out.update(self.settings)
+        out.update(self.extra)
+        return out
+
+
+def device_name() -> str:
+    """The JAX default device, in words (with the CPU model on CPU)."""
+    import jax
+
+    dev = jax.devices()[0]
+    if dev.platform == "cpu":
+        model = platform.processor() or ""
+        try:
+            with open("/proc/cpuinfo") as f:
+                model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
+        import os
+
+        return f"cpu ({os.cpu_count()} cores, {model})".replace(", )", ")")
+    return f"{dev.platform} ({dev.device_kind})"
+
+
+def timeit(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 5) -> list[float]:
+    """Seconds per call of `fn` (which must block until its result is ready)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def matmul_gflops(size: int | None = None, repeats: int = 5) -> float:
+    """The float32 matmul rate of the default device: a large square matmul, median of repeats."""
+    import jax
+    import jax.numpy as jnp
+
+    if size is None:
+        size = 2048 if jax.default_backend() == "cpu" else 8192
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
+    f = jax.jit(lambda a, b: a @ b)
+    times = timeit(lambda: f(a, b).block_until_ready(), warmup=2, repeats=repeats)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def make_record(name, times, *, device, gflop=None, matmul=None, settings=None, extra=None) -> Record:
+    median = statistics.median(times)
+    return Record(
+        name=name,
+        device=device,
+        median_s=median,
+        min_s=min(times),
+        max_s=max(times),
+        gflop=gflop,
+        achieved_gflops=(gflop / median if gflop else None),
+        matmul_gflops=matmul,
+        settings=settings or {},
+        extra=extra or {},
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Cases.
+
+
+def bench_envs(args) -> list[Record]:
+    """Frames per second of step + render for a batch of 1, 2, 4 environments."""
+    from planet_jax import config as C
+    from planet_jax.envs import env_seed, make_batch_env
+
+    cfg = C.preset(args.preset, args.task)
+    records = []
+    for n in args.envs or [1, 2, 4]:
+        batch = make_batch_env(cfg, [env_seed(0, "train", i) for i in range(n)])
+        batch.reset()
+        rng = np.random.default_rng(0)
+        steps = args.steps
+
+        def run():
+            for _ in range(steps):
+                _, _, done = batch.step(rng.uniform(-1, 1, (n, batch.action_size)))
+                if done.any():
+                    batch.reset()
+
+        times = timeit(run, warmup=1, repeats=args.repeats)
+        fps = n * steps / statistics.median(times)
+        records.append(
+            make_record(
+                f"envs/{args.task}/n={n}",
+                [t / steps for t in times],
+                device=f"host ({device_name_host()})",
+                settings={"task": args.task, "envs": n, "obs": cfg.env.obs, "action_repeat": cfg.action_repeat},
+                extra={"frames_per_s": fps, "sim_steps_per_s": fps * cfg.action_repeat},
+            )
+        )
+        batch.close()
+    return records
+
+
+def device_name_host() -> str:
+    import os
+
+    return f"{os.cpu_count()} cores"
+
+
+# ----------------------------------------------------------------------------------------
+
+
+def _print(records: list[Record]) -> None:
+    for r in records:
+        parts = [f"{r.name:40s}", f"median {r.median_s * 1e3:9.2f} ms", f"[{r.min_s * 1e3:.2f}, {r.max_s * 1e3:.2f}]"]
+        if r.achieved_gflops is not None:
+            parts.append(f"{r.gflop:8.2f} GFLOP  {r.achieved_gflops:7.1f} GFLOP/s")
+        if r.matmul_gflops:
+            parts.append(f"matmul {r.matmul_gflops:6.1f} GFLOP/s")
+            if r.achieved_gflops is not None:
+                parts.append(f"({r.achieved_gflops / r.matmul_gflops:.2f} of it)")
+        for k, v in r.extra.items():
+            parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
+        print("  ".join(parts), flush=True)
+    if records:
+        print(f"device: {records[0].device}")
+
+
+CASES: dict[str, Callable[[argparse.Namespace], list[Record]]] = {"envs": bench_envs}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m planet_jax.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("case", choices=[*CASES, "all"], help="what to measure")
+    parser.add_argument("--preset", default="paper", choices=["paper", "debug"])
+    parser.add_argument("--task", default="cheetah-run")
+    parser.add_argument("--json", default=None, help="write the records to this file")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=50, help="env steps per repeat (envs)")
+    parser.add_argument("--envs", type=int, nargs="*", default=None, help="batch sizes of environments")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    cases = list(CASES) if args.case == "all" else [args.case]
+    records: list[Record] = []
+    for case in cases:
+        records += CASES[case](args)
+    _print(records)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([r.to_json() for r in records], f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

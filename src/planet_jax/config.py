@@ -1,0 +1,403 @@
+"""Configuration: frozen dataclasses, the paper's settings, presets and validation.
+
+This module is the one source of defaults. A `Config` is frozen and hashable, so it is
+passed to jitted functions as a static argument (`cfg`), and every array shape in the
+program follows from it. The defaults are the paper's (Hafner et al., 2019, and the
+official code, google-research/planet); `preset('debug')` shrinks every size and count
+for tests and a first run on a laptop CPU.
+
+Every field can be overridden on the command line (see `planet_jax.cli`); overrides are
+validated by `validate`, which raises `ConfigError` with one sentence that names the
+field and the accepted values, before anything is compiled or simulated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# Paper tasks: name -> (dm_control domain, dm_control task, action repeat R).
+TASKS: dict[str, tuple[str, str, int]] = {
+    "cartpole-swingup": ("cartpole", "swingup", 8),
+    "cartpole-balance": ("cartpole", "balance", 8),
+    "reacher-easy": ("reacher", "easy", 4),
+    "cheetah-run": ("cheetah", "run", 4),
+    "finger-spin": ("finger", "spin", 2),
+    "cup-catch": ("ball_in_cup", "catch", 4),
+    "walker-walk": ("walker", "walk", 2),
+}
+
+# Published PlaNet test returns (camera-ready Table 1, 1000 episodes) and at about 100
+# episodes (100k environment steps, as reported in later papers). cartpole-balance has
+# no published number.
+PAPER_SCORES_1000: dict[str, float] = {
+    "cartpole-swingup": 821.0,
+    "reacher-easy": 832.0,
+    "cheetah-run": 662.0,
+    "finger-spin": 700.0,
+    "cup-catch": 930.0,
+    "walker-walk": 951.0,
+}
+PAPER_SCORES_100: dict[str, float] = {
+    "cartpole-swingup": 297.0,
+    "reacher-easy": 20.0,
+    "cheetah-run": 138.0,
+    "finger-spin": 136.0,
+    "walker-walk": 224.0,
+    "cup-catch": 0.0,
+}
+
+PRESETS = ("paper", "debug")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message is one sentence naming the field."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The control-suite environment."""
+
+    task: str = "cheetah-run"
+    """Paper task name, one of `TASKS`."""
+    obs: Literal["pixels", "state"] = "pixels"
+    """`pixels`: 64x64x3 uint8 frames from camera 0; `state`: the flattened dm_control observation."""
+    action_repeat: int = 0
+    """Simulator steps per agent step; 0 selects the paper's value for the task."""
+    episode_steps: int = 1000
+    """Simulator steps per episode (the suite's 1000 in the paper)."""
+    image_size: int = 64
+    """Frame height and width; the convolutional encoder and decoder need 64."""
+    image_bits: int = 5
+    """Bit depth that frames are quantised to before the model sees them."""
+    envs_per_seed: int = 1
+    """Environments stepped together for each seed during data collection."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The world model: RSSM, encoder, decoder and reward head."""
+
+    variant: Literal["rssm", "ssm", "rnn"] = "rssm"
+    """`rssm`: deterministic and stochastic path (the paper's model); `ssm`: stochastic only; `rnn`: deterministic only."""
+    deter_size: int = 200
+    """Size of the deterministic state h (GRU units)."""
+    stoch_size: int = 30
+    """Size of the stochastic state z."""
+    hidden_size: int = 200
+    """Units of the dense layers around the GRU and in the prior and posterior heads."""
+    cnn_depth: int = 32
+    """Channel multiplier of the conv encoder (32, 64, 128, 256) and deconv decoder; the pixel embedding has 32 * cnn_depth units."""
+    state_layers: int = 2
+    """Hidden layers of the MLP encoder and decoder used for `obs=state`."""
+    state_units: int = 300
+    """Units of the MLP encoder and decoder used for `obs=state`; also its embedding size."""
+    reward_layers: int = 3
+    """Hidden layers of the reward MLP."""
+    reward_units: int = 300
+    """Units per hidden layer of the reward MLP."""
+    min_std: float = 0.1
+    """Floor added to the softplus standard deviation of the prior and posterior."""
+    conv_impl: Literal["auto", "matmul", "xla"] = "auto"
+    """How convolutions run: `matmul` (patches and overlap-add, fast on CPU), `xla` (lax convolutions, for GPU/TPU), `auto` picks by backend."""
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The variational objective."""
+
+    free_nats: float = 3.0
+    """Per-step KL below this many nats is not penalised."""
+    image_scale: float = 1.0
+    """Weight of the image log-likelihood."""
+    reward_scale: float = 10.0
+    """Weight of the reward log-likelihood."""
+    kl_scale: float = 1.0
+    """Weight of the KL term."""
+    overshooting_distance: int = 0
+    """Latent overshooting distance D; 0 or 1 keeps only the one-step KL (the final agent's default)."""
+    overshooting_kl_scale: float = 1.0
+    """Weight beta of the KL terms for distances d > 1 (d = 1 has weight 1)."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam with global-norm gradient clipping."""
+
+    learning_rate: float = 1e-3
+    """Adam learning rate."""
+    adam_eps: float = 1e-4
+    """Adam epsilon."""
+    grad_clip: float = 1000.0
+    """Global gradient norm above which gradients are rescaled."""
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """The cross-entropy method in latent space."""
+
+    horizon: int = 12
+    """Planning horizon H in agent steps."""
+    num_iterations: int = 10
+    """CEM iterations I per action."""
+    num_candidates: int = 1000
+    """Candidate action sequences J per iteration."""
+    num_elites: int = 100
+    """Top K candidates that the action distribution is refitted to."""
+    exploration_noise: float = 0.3
+    """Std of Gaussian noise added to actions during data collection (never in tests)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop."""
+
+    seed: int = 0
+    """Seed of the first agent; agent i of a sweep uses seed + i."""
+    num_seeds: int = 1
+    """Independent agents trained at once along a leading vmapped axis."""
+    episodes: int = 1000
+    """Training episodes in total, the seed episodes included."""
+    seed_episodes: int = 5
+    """Episodes of uniformly random actions collected before training (S)."""
+    train_steps: int = 100
+    """Gradient updates per collected episode (C)."""
+    batch_size: int = 50
+    """Chunks per gradient update (B)."""
+    chunk_length: int = 50
+    """Agent steps per chunk (L)."""
+    updates_per_call: int = 10
+    """Gradient updates run as one compiled scan per call; bounds the host batch memory."""
+    test_every: int = 25
+    """Run test episodes every this many training episodes."""
+    test_episodes: int = 10
+    """Noise-free test episodes per test phase (distinct environment seeds)."""
+    checkpoint_every: int = 10
+    """Save a checkpoint every this many training episodes (and at the end)."""
+    keep_checkpoints: int = 3
+    """Checkpoints kept on disk (the newest ones)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs; frozen and hashable, so it is a static jit argument."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # Derived values, so that callers never recompute them differently.
+    @property
+    def action_repeat(self) -> int:
+        return self.env.action_repeat or TASKS[self.env.task][2]
+
+    @property
+    def episode_length(self) -> int:
+        """Agent steps per episode: ceil(episode_steps / action_repeat)."""
+        return math.ceil(self.env.episode_steps / self.action_repeat)
+
+    @property
+    def deter_size(self) -> int:
+        """Size of h; 0 for the stochastic-only `ssm`."""
+        return 0 if self.model.variant == "ssm" else self.model.deter_size
+
+    @property
+    def stoch_size(self) -> int:
+        """Size of z; 0 for the deterministic-only `rnn`."""
+        return 0 if self.model.variant == "rnn" else self.model.stoch_size
+
+    @property
+    def feature_size(self) -> int:
+        """Size of the model state features [h, z] read by the decoder and reward head."""
+        return self.deter_size + self.stoch_size
+
+    @property
+    def embed_size(self) -> int:
+        """Size of the encoder output e_t."""
+        if self.env.obs == "pixels":
+            return 32 * self.model.cnn_depth
+        return self.model.state_units
+
+
+def paper(task: str = "cheetah-run") -> Config:
+    """Every value from the paper and its official code; the action repeat follows the task."""
+    return Config(env=EnvConfig(task=task))
+
+
+def debug(task: str = "cheetah-run") -> Config:
+    """Tiny sizes and counts: a whole run takes seconds to minutes on a CPU."""
+    return Config(
+        env=EnvConfig(task=task),
+        model=ModelConfig(
+            deter_size=32,
+            stoch_size=8,
+            hidden_size=32,
+            cnn_depth=4,
+            state_layers=2,
+            state_units=64,
+            reward_layers=2,
+            reward_units=32,
+        ),
+        planner=PlannerConfig(horizon=6, num_iterations=3, num_candidates=64, num_elites=8),
+        train=TrainConfig(
+            episodes=6,
+            seed_episodes=2,
+            train_steps=10,
+            batch_size=8,
+            chunk_length=16,
+            updates_per_call=10,
+            test_every=2,
+            test_episodes=2,
+            checkpoint_every=2,
+        ),
+    )
+
+
+def preset(name: str, task: str = "cheetah-run") -> Config:
+    """The named preset for a task: `paper` or `debug`."""
+    presets = {"paper": paper, "debug": debug}
+    if name not in presets:
+        raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+    return presets[name](task)
+
+
+# ----------------------------------------------------------------------------------------
+# Flat field access: every leaf field has a unique name (`learning_rate`, `horizon`, ...),
+# which is what the command line, sweeps and config diffs use.
+
+
+def field_paths(cfg: Config | None = None) -> dict[str, tuple[str, str]]:
+    """Map each leaf field name to its (group, name) path, e.g. `horizon` -> ('planner', 'horizon')."""
+    cfg = cfg or Config()
+    paths: dict[str, tuple[str, str]] = {}
+    for group in dataclasses.fields(cfg):
+        for leaf in dataclasses.fields(getattr(cfg, group.name)):
+            assert leaf.name not in paths, f"duplicate config field name {leaf.name}"
+            paths[leaf.name] = (group.name, leaf.name)
+    return paths
+
+
+def replace(cfg: Config, **updates: Any) -> Config:
+    """A copy of `cfg` with leaf fields replaced by flat name: `replace(cfg, horizon=8)`."""
+    paths = field_paths(cfg)
+    groups: dict[str, dict[str, Any]] = {}
+    for name, value in updates.items():
+        if name not in paths:
+            raise ConfigError(f"unknown config field {name!r}: valid fields are {', '.join(sorted(paths))}.")
+        group, leaf = paths[name]
+        groups.setdefault(group, {})[leaf] = value
+    return dataclasses.replace(cfg, **{g: dataclasses.replace(getattr(cfg, g), **kv) for g, kv in groups.items()})
+
+
+def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    """The config as nested plain data (for JSON)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict[str, dict[str, Any]]) -> Config:
+    """Inverse of `to_dict`; unknown keys are an error."""
+    groups = {}
+    for group in dataclasses.fields(Config):
+        cls = group.default_factory  # type: ignore[misc]
+        values = dict(data.get(group.name, {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown config fields in {group.name}: {', '.join(sorted(unknown))}.")
+        groups[group.name] = cls(**values)
+    return Config(**groups)
+
+
+def diff(old: Config, new: Config) -> list[str]:
+    """Human-readable lines `field: old -> new` for every leaf that differs."""
+    lines = []
+    for name, (group, leaf) in field_paths(old).items():
+        a, b = getattr(getattr(old, group), leaf), getattr(getattr(new, group), leaf)
+        if a != b:
+            lines.append(f"{name}: {a!r} -> {b!r}")
+    return lines
+
+
+# ----------------------------------------------------------------------------------------
+# Validation.
+
+_CHOICES = {
+    "obs": ("pixels", "state"),
+    "variant": ("rssm", "ssm", "rnn"),
+    "conv_impl": ("auto", "matmul", "xla"),
+}
+# Fields that may be zero (all other integer and float fields must be positive).
+_NON_NEGATIVE = {
+    "action_repeat",
+    "overshooting_distance",
+    "overshooting_kl_scale",
+    "free_nats",
+    "image_scale",
+    "reward_scale",
+    "kl_scale",
+    "min_std",
+    "exploration_noise",
+    "seed",
+    "state_layers",
+    "reward_layers",
+    "grad_clip",
+}
+
+
+def validate(cfg: Config) -> Config:
+    """Check every field; raise `ConfigError` naming the first bad one. Returns `cfg`."""
+    paths = field_paths(cfg)
+    defaults = Config()
+    for name, (group, leaf) in paths.items():
+        value = getattr(getattr(cfg, group), leaf)
+        expected = type(getattr(getattr(defaults, group), leaf))
+        if name in _CHOICES:
+            if value not in _CHOICES[name]:
+                raise ConfigError(f"{name} must be one of {', '.join(_CHOICES[name])}, got {value!r}.")
+            continue
+        if name == "task":
+            if value not in TASKS:
+                raise ConfigError(f"unknown task {value!r}: choose one of {', '.join(TASKS)}.")
+            continue
+        if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{name} must be an integer, got {value!r}.")
+        if expected is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}.")
+        lower = 0 if name in _NON_NEGATIVE else 1
+        if expected is int and value < lower:
+            raise ConfigError(f"{name} must be an integer >= {lower}, got {value!r}.")
+        if expected is float and (value < 0 if name in _NON_NEGATIVE else value <= 0):
+            bound = ">= 0" if name in _NON_NEGATIVE else "> 0"
+            raise ConfigError(f"{name} must be a number {bound}, got {value!r}.")
+
+    p, t, e = cfg.planner, cfg.train, cfg.env
+    if p.num_elites > p.num_candidates:
+        raise ConfigError(f"num_elites must be at most num_candidates ({p.num_candidates}), got {p.num_elites}.")
+    if e.episode_steps > 1000:
+        raise ConfigError(f"episode_steps must be at most 1000 (the suite's episode), got {e.episode_steps}.")
+    if e.obs == "pixels" and e.image_size != 64:
+        raise ConfigError(f"image_size must be 64 for the convolutional model, got {e.image_size}.")
+    if e.image_bits > 8:
+        raise ConfigError(f"image_bits must be between 1 and 8, got {e.image_bits}.")
+    if t.chunk_length > cfg.episode_length:
+        raise ConfigError(
+            f"chunk_length must be at most the episode length ({cfg.episode_length} agent steps), got {t.chunk_length}."
+        )
+    if t.seed_episodes > t.episodes:
+        raise ConfigError(f"seed_episodes must be at most episodes ({t.episodes}), got {t.seed_episodes}.")
+    if cfg.loss.overshooting_distance > t.chunk_length:
+        raise ConfigError(
+            f"overshooting_distance must be at most chunk_length ({t.chunk_length}), "
+            f"got {cfg.loss.overshooting_distance}."
+        )
+    if t.train_steps % t.updates_per_call:
+        raise ConfigError(f"updates_per_call must divide train_steps ({t.train_steps}), got {t.updates_per_call}.")
+    return cfg

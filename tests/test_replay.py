@@ -1,0 +1,117 @@
+import os
+
+import numpy as np
+import pytest
+
+from planet_jax.replay import Replay, ReplayError
+
+
+def make_episode(index, length, obs_shape=(4, 4, 3)):
+    """An episode whose every entry records (episode index, time step)."""
+    t = np.arange(length + 1)
+    obs = np.zeros((length + 1, *obs_shape), np.uint8)
+    obs[..., 0] = index
+    obs[..., 1] = t.reshape(-1, *([1] * len(obs_shape[:-1])))
+    action = np.stack([np.full(length + 1, index), t], -1).astype(np.float32)
+    reward = (1000 * index + t).astype(np.float32)
+    return {"obs": obs, "action": action, "reward": reward}
+
+
+def test_chunks_stay_inside_episodes_and_cover_every_start():
+    replay = Replay()
+    lengths = [10, 3, 25, 7]  # the 3-step episode (4 entries) cannot hold a chunk of 5
+    for i, n in enumerate(lengths):
+        replay.add(make_episode(i, n))
+    L = 5
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        batch = replay.sample(rng, 16, L)
+        assert batch["obs"].shape == (16, L, 4, 4, 3) and batch["action"].shape == (16, L, 2)
+        ep = batch["action"][..., 0]
+        t = batch["action"][..., 1]
+        assert (ep == ep[:, :1]).all(), "a chunk crossed an episode boundary"
+        assert (np.diff(t, axis=1) == 1).all()
+        np.testing.assert_array_equal(batch["reward"], 1000 * ep + t)
+        np.testing.assert_array_equal(batch["obs"][:, :, 0, 0, 1], t)
+        seen |= {(int(e), int(s)) for e, s in zip(ep[:, 0], t[:, 0])}
+    valid = {(i, s) for i, n in enumerate(lengths) for s in range(n + 1 - L + 1)}
+    assert seen == valid
+
+
+def test_starts_are_uniform_over_valid_positions():
+    replay = Replay()
+    replay.add(make_episode(0, 4))  # 4 valid starts for L=2... (5 entries -> 4 starts)
+    replay.add(make_episode(1, 12))  # 12 starts
+    batch = replay.sample(np.random.default_rng(1), 16000, 2)
+    frac = (batch["action"][:, 0, 0] == 0).mean()
+    assert abs(frac - 4 / 16) < 0.015
+
+
+def test_sampling_is_deterministic_for_a_seed():
+    replay = Replay()
+    for i in range(3):
+        replay.add(make_episode(i, 20))
+    a = replay.sample(np.random.default_rng(7), 8, 6)
+    b = replay.sample(np.random.default_rng(7), 8, 6)
+    c = replay.sample(np.random.default_rng(8), 8, 6)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["reward"], c["reward"])
+
+
+def test_save_load_round_trip_is_exact_and_incremental(tmp_path):
+    replay = Replay(tmp_path)
+    episodes = [make_episode(i, 5 + i, obs_shape=(64, 64, 3)) for i in range(3)]
+    replay.add(episodes[0])
+    mtime = os.stat(tmp_path / "episode-000000.npz").st_mtime_ns
+    for ep in episodes[1:]:
+        replay.add(ep)
+    # Adding episodes never rewrites earlier files.
+    assert os.stat(tmp_path / "episode-000000.npz").st_mtime_ns == mtime
+    loaded = Replay.load(tmp_path)
+    assert len(loaded) == 3 and loaded.num_steps == 5 + 6 + 7
+    for ep, back in zip(episodes, loaded.episodes):
+        for k in ep:
+            assert back[k].dtype == ep[k].dtype
+            np.testing.assert_array_equal(back[k], ep[k])
+    # A resumed store appends after what it loaded.
+    loaded.add(make_episode(3, 4))
+    assert sorted(os.listdir(tmp_path))[-1] == "episode-000003.npz"
+
+
+def test_load_limit_and_truncate(tmp_path):
+    replay = Replay(tmp_path)
+    for i in range(4):
+        replay.add(make_episode(i, 5))
+    assert len(Replay.load(tmp_path, limit=2)) == 2
+    assert len(os.listdir(tmp_path)) == 4
+    assert len(Replay.load(tmp_path, limit=2, truncate=True)) == 2
+    assert sorted(os.listdir(tmp_path)) == ["episode-000000.npz", "episode-000001.npz"]
+
+
+def test_damaged_episode_is_reported_and_intact_ones_kept(tmp_path, caplog):
+    replay = Replay(tmp_path)
+    for i in range(4):
+        replay.add(make_episode(i, 30, obs_shape=(16, 16, 3)))
+    path = tmp_path / "episode-000002.npz"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64  # garble the middle
+    path.write_bytes(bytes(data))
+    loaded = Replay.load(tmp_path)
+    assert len(loaded) == 2
+    assert "episode-000002.npz is damaged" in caplog.text
+    assert (tmp_path / "episode-000002.npz.damaged").exists()
+    # Truncated files are caught too.
+    p1 = tmp_path / "episode-000001.npz"
+    p1.write_bytes(p1.read_bytes()[:100])
+    assert len(Replay.load(tmp_path)) == 1
+
+
+def test_bad_episodes_and_short_store_raise():
+    replay = Replay()
+    with pytest.raises(ReplayError, match="equal time axes"):
+        replay.add({"obs": np.zeros((3, 2)), "action": np.zeros((2, 1)), "reward": np.zeros(3)})
+    replay.add(make_episode(0, 3))
+    with pytest.raises(ReplayError, match="no stored episode holds a chunk of length 10"):
+        replay.sample(np.random.default_rng(0), 2, 10)
