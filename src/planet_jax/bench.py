@@ -121,9 +121,9 @@ def bench_envs(args) -> list[Record]:
         rng = np.random.default_rng(0)
         steps = args.steps
 
-        def run():
+        def run(batch=batch, rng=rng, steps=steps):
             for _ in range(steps):
-                _, _, done = batch.step(rng.uniform(-1, 1, (n, batch.action_size)))
+                _, _, done = batch.step(rng.uniform(-1, 1, (len(batch), batch.action_size)))
                 if done.any():
                     batch.reset()
 
