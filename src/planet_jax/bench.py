@@ -142,6 +142,118 @@ def bench_envs(args) -> list[Record]:
     return records
 
 
+def _dense(n_in: int, n_out: int) -> float:
+    return 2.0 * n_in * n_out
+
+
+def model_flops(cfg) -> dict[str, float]:
+    """Analytic forward FLOPs (2 per multiply-add) of the model's parts, per frame or step.
+
+    encoder, decoder: per frame; transition: one prior step; posterior: the extra work of
+    a posterior step; reward: one reward prediction.
+    """
+    m, d, s, hdim, a = cfg.model, cfg.deter_size, cfg.stoch_size, cfg.model.hidden_size, cfg.action_size
+    if cfg.env.obs == "pixels":
+        enc, size, c_in = 0.0, 64, 3
+        for mult in (1, 2, 4, 8):
+            size = (size - 4) // 2 + 1
+            enc += 2.0 * size * size * 16 * c_in * mult * m.cnn_depth
+            c_in = mult * m.cnn_depth
+        dec, size, c_in = _dense(cfg.feature_size, 32 * m.cnn_depth), 1, 32 * m.cnn_depth
+        for c_out, k in ((4 * m.cnn_depth, 5), (2 * m.cnn_depth, 5), (m.cnn_depth, 6), (3, 6)):
+            dec += 2.0 * size * size * k * k * c_in * c_out
+            size, c_in = 2 * (size - 1) + k, c_out
+    else:
+        mlp = lambda n_in, n_out: (
+            _dense(n_in, m.state_units)
+            + (m.state_layers - 1) * _dense(m.state_units, m.state_units)
+            + _dense(m.state_units, n_out)
+        )
+        enc, dec = mlp(cfg.obs_shape[0], m.state_units), mlp(cfg.feature_size, cfg.obs_shape[0])
+    gru = _dense(hdim, 3 * d) + _dense(d, 3 * d) if d else 0.0
+    if m.variant == "rssm":
+        transition = _dense(s + a, hdim) + gru + _dense(d, hdim) + _dense(hdim, 2 * s)
+        posterior = _dense(d + cfg.embed_size, hdim) + _dense(hdim, 2 * s)
+    elif m.variant == "ssm":
+        transition = _dense(s + a, hdim) + _dense(hdim, 2 * s)
+        posterior = _dense(2 * s + cfg.embed_size, hdim) + _dense(hdim, 2 * s)
+    else:
+        transition, posterior = _dense(a + cfg.embed_size, hdim) + gru, 0.0
+    reward = (
+        _dense(cfg.feature_size, m.reward_units)
+        + (m.reward_layers - 1) * _dense(m.reward_units, m.reward_units)
+        + _dense(m.reward_units, 1)
+    )
+    return {"encoder": enc, "decoder": dec, "transition": transition, "posterior": posterior, "reward": reward}
+
+
+def update_gflop(cfg, batch: int, length: int) -> float:
+    """One gradient step: forward over B x L frames and steps, backward counted as twice forward."""
+    f = model_flops(cfg)
+    per_step = f["encoder"] + f["decoder"] + f["transition"] + f["posterior"] + f["reward"]
+    return 3.0 * per_step * batch * length / 1e9
+
+
+def bench_update(args) -> list[Record]:
+    """Seconds per gradient update at the preset's sizes, for each --batch B."""
+    import jax
+
+    from planet_jax import config as C
+    from planet_jax.state import create_train_state
+    from planet_jax.update import update
+
+    base = C.preset(args.preset, args.task)
+    device = device_name()
+    matmul = matmul_gflops()
+    records = []
+    for batch in args.batch or [base.train.batch_size]:
+        cfg = C.validate(C.replace(base, batch_size=batch))
+        length = cfg.train.chunk_length
+        rng = np.random.default_rng(0)
+        shape = (1, batch, length)
+        obs = (
+            rng.integers(0, 256, (*shape, *cfg.obs_shape), dtype=np.uint8)
+            if cfg.env.obs == "pixels"
+            else rng.normal(size=(*shape, *cfg.obs_shape)).astype(np.float32)
+        )
+        batches = jax.device_put(
+            {
+                "obs": obs,
+                "action": rng.uniform(-1, 1, (*shape, cfg.action_size)).astype(np.float32),
+                "reward": rng.uniform(0, 1, shape).astype(np.float32),
+            }
+        )
+        holder = [create_train_state(jax.random.key(0), cfg=cfg)]
+
+        def run(holder=holder, batches=batches, cfg=cfg):
+            holder[0], metrics = update(holder[0], batches, cfg=cfg)
+            jax.block_until_ready(metrics)
+
+        start = time.perf_counter()
+        run()
+        compile_s = time.perf_counter() - start
+        times = timeit(run, warmup=1, repeats=args.repeats)
+        records.append(
+            make_record(
+                f"update/{args.preset}/B={batch}",
+                times,
+                device=device,
+                gflop=update_gflop(cfg, batch, length),
+                matmul=matmul,
+                settings={
+                    "preset": args.preset,
+                    "task": args.task,
+                    "obs": cfg.env.obs,
+                    "batch": batch,
+                    "length": length,
+                    "conv_impl": cfg.model.conv_impl,
+                },
+                extra={"first_call_s": compile_s},
+            )
+        )
+    return records
+
+
 def device_name_host() -> str:
     import os
 
@@ -167,7 +279,7 @@ def _print(records: list[Record]) -> None:
         print(f"device: {records[0].device}")
 
 
-CASES: dict[str, Callable[[argparse.Namespace], list[Record]]] = {"envs": bench_envs}
+CASES: dict[str, Callable[[argparse.Namespace], list[Record]]] = {"envs": bench_envs, "update": bench_update}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -179,6 +291,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=50, help="env steps per repeat (envs)")
     parser.add_argument("--envs", type=int, nargs="*", default=None, help="batch sizes of environments")
+    parser.add_argument("--batch", type=int, nargs="*", default=None, help="batch sizes B of the update")
     return parser.parse_args(argv)
 
 

@@ -29,6 +29,27 @@ TASKS: dict[str, tuple[str, str, int]] = {
     "walker-walk": ("walker", "walk", 2),
 }
 
+# Action and state-vector sizes per task, so that every array shape follows from the config
+# (tests/test_envs.py checks them against dm_control).
+ACTION_SIZES: dict[str, int] = {
+    "cartpole-swingup": 1,
+    "cartpole-balance": 1,
+    "reacher-easy": 2,
+    "cheetah-run": 6,
+    "finger-spin": 2,
+    "cup-catch": 2,
+    "walker-walk": 6,
+}
+STATE_SIZES: dict[str, int] = {
+    "cartpole-swingup": 5,
+    "cartpole-balance": 5,
+    "reacher-easy": 6,
+    "cheetah-run": 17,
+    "finger-spin": 9,
+    "cup-catch": 8,
+    "walker-walk": 24,
+}
+
 # Published PlaNet test returns (camera-ready Table 1, 1000 episodes) and at about 100
 # episodes (100k environment steps, as reported in later papers). cartpole-balance has
 # no published number.
@@ -200,6 +221,17 @@ class Config:
     def episode_length(self) -> int:
         """Agent steps per episode: ceil(episode_steps / action_repeat)."""
         return math.ceil(self.env.episode_steps / self.action_repeat)
+
+    @property
+    def action_size(self) -> int:
+        return ACTION_SIZES[self.env.task]
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """(64, 64, 3) uint8 frames, or (D,) float32 states."""
+        if self.env.obs == "pixels":
+            return (self.env.image_size, self.env.image_size, 3)
+        return (STATE_SIZES[self.env.task],)
 
     @property
     def deter_size(self) -> int:

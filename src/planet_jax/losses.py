@@ -1,0 +1,112 @@
+"""The variational objective of PlaNet: reconstruction, reward and KL with free nats.
+
+Per chunk step t (B chunks of T steps):
+  ln p(x_t | s_t) * image_scale + ln p(r_t | s_t) * reward_scale
+  - kl_scale * max(free_nats, KL(q(z_t | ...) || p(z_t | s_{t-1}, a_{t-1})))
+summed over time and averaged over the batch; the loss is its negative. Frames and
+rewards are Normal(mean, 1), so the image term sums over all 64 x 64 x 3 pixels.
+
+Latent overshooting (D = cfg.loss.overshooting_distance > 1) replaces the KL term by an
+average over distances d = 1..D of the KL between the posterior at t and the prior
+predicted d steps ahead from the posterior at t - d, with weight 1 for d = 1 and beta
+(overshooting_kl_scale) for d > 1, free nats per term, and the posterior targets of
+d > 1 under stop-gradient:
+  (1/D) * [max(fn, KL_{t,1}) + beta * sum_{d=2..D, t-d >= 0} max(fn, KL(sg(q_t) || p_{t|t-d}))]
+All distances are computed at once: one `lax.scan` over d advances the predictions
+started from every posterior state of the chunk together.
+"""
+
+from __future__ import annotations
+
+import distrax
+import jax
+import jax.numpy as jnp
+
+from planet_jax import rssm
+from planet_jax.config import Config
+from planet_jax.networks import Modules
+from planet_jax.preprocess import prepare_obs
+
+
+def clipped_kl(kl: jax.Array, free_nats: float) -> jax.Array:
+    """max(free_nats, KL) per step: KL below the free nats carries no gradient."""
+    return jnp.maximum(kl, free_nats)
+
+
+def overshooting_kl(
+    cell_params, posts: rssm.State, priors: rssm.State, actions: jax.Array, key: jax.Array, *, cfg: Config
+) -> jax.Array:
+    """The latent-overshooting KL term summed over time: [B].
+
+    posts, priors: States [B, T] from `observe`; actions: [B, T, A].
+    """
+    D, beta, fn = cfg.loss.overshooting_distance, cfg.loss.overshooting_kl_scale, cfg.loss.free_nats
+    if cfg.stoch_size == 0:  # the deterministic `rnn` has no latent distribution
+        return jnp.zeros(actions.shape[:1], actions.dtype)
+    one_step = clipped_kl(rssm.kl_divergence(posts, priors), fn).sum(-1)
+    if D <= 1:
+        return one_step
+    steps = actions.shape[1]
+    target = jax.lax.stop_gradient(posts)
+    pad = lambda x, value: jnp.pad(x, ((0, 0), (0, D), (0, 0)), constant_values=value)  # noqa: E731
+    actions_p, mean_p, std_p = pad(actions, 0.0), pad(target.mean, 0.0), pad(target.std, 1.0)
+    keys = jax.random.split(key, D)
+
+    def step(state, j):
+        # state: States [B, T], the predictions for times t0 + j - 1 started at every t0.
+        action = jax.lax.dynamic_slice_in_dim(actions_p, j, steps, axis=1)
+        state = rssm.prior_step(cell_params, state, action, keys[j - 1], cfg=cfg)
+        goal = rssm.State(
+            target.deter,
+            target.stoch,
+            jax.lax.dynamic_slice_in_dim(mean_p, j, steps, axis=1),
+            jax.lax.dynamic_slice_in_dim(std_p, j, steps, axis=1),
+        )
+        valid = (jnp.arange(steps) + j < steps) & (j >= 2)
+        kl = clipped_kl(rssm.kl_divergence(goal, state), fn)
+        return state, jnp.where(valid, kl, 0.0).sum(-1)
+
+    _, far = jax.lax.scan(step, posts, jnp.arange(1, D + 1))
+    return (one_step + beta * far.sum(0)) / D
+
+
+def world_model_loss(params, batch: dict, key: jax.Array, *, cfg: Config) -> tuple[jax.Array, dict]:
+    """Negative ELBO of a batch of chunks and its parts.
+
+    batch: obs [B, T, *obs_shape] (uint8 frames or float32 states), action [B, T, A],
+    reward [B, T]. Returns (loss, metrics) with every term averaged over the batch.
+    """
+    k_pre, k_obs, k_os = jax.random.split(key, 3)
+    mods = Modules(cfg)
+    pixels = cfg.env.obs == "pixels"
+    x = prepare_obs(batch["obs"], k_pre, pixels=pixels, bits=cfg.env.image_bits)
+    embeds = mods.encoder.apply({"params": params["encoder"]}, x)
+    posts, priors = rssm.observe(params["cell"], embeds, batch["action"], k_obs, cfg=cfg)
+    features = posts.features
+
+    obs_mean = mods.decoder.apply({"params": params["decoder"]}, features)
+    obs_axes = tuple(range(2, x.ndim))
+    image_ll = distrax.Normal(obs_mean, 1.0).log_prob(x).sum(obs_axes)  # [B, T]
+    reward_mean = mods.reward.apply({"params": params["reward"]}, features)
+    reward_ll = distrax.Normal(reward_mean, 1.0).log_prob(batch["reward"])  # [B, T]
+
+    kl = rssm.kl_divergence(posts, priors)  # [B, T]
+    kl_term = overshooting_kl(params["cell"], posts, priors, batch["action"], k_os, cfg=cfg)  # [B]
+
+    lc = cfg.loss
+    image_loss = -image_ll.sum(1).mean()
+    reward_loss = -reward_ll.sum(1).mean()
+    kl_loss = kl_term.mean()
+    loss = lc.image_scale * image_loss + lc.reward_scale * reward_loss + lc.kl_scale * kl_loss
+    metrics = {
+        "loss": loss,
+        "image_loss": image_loss,
+        "reward_loss": reward_loss,
+        "kl_loss": kl_loss,
+        "kl": kl.mean(),
+        "prior_entropy": rssm.entropy(priors).mean(),
+        "posterior_entropy": rssm.entropy(posts).mean(),
+        "reward_mse": jnp.mean((reward_mean - batch["reward"]) ** 2),
+        "image_mse": jnp.mean((obs_mean - x) ** 2),
+    }
+    return loss, metrics

@@ -1,0 +1,42 @@
+"""The jitted gradient update: C steps of Adam on the ELBO as one `lax.scan`.
+
+  train_step(state, batch, cfg) -> (state, metrics)       one gradient step
+  update(state, batches, cfg)   -> (state, metrics [C])   C steps, jitted, state donated
+
+Batches come from the host replay as uint8 frames; preprocessing (5-bit quantisation and
+dequantisation noise) happens on device inside the step, with the state's key.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import optax
+
+from planet_jax.config import Config
+from planet_jax.losses import world_model_loss
+from planet_jax.state import TrainState, make_optimizer
+
+
+def train_step(state: TrainState, batch: dict, *, cfg: Config) -> tuple[TrainState, dict]:
+    """One gradient step. batch: obs [B, T, ...], action [B, T, A], reward [B, T]."""
+    key, k_loss = jax.random.split(state.key)
+    grads, metrics = jax.grad(world_model_loss, has_aux=True)(state.params, batch, k_loss, cfg=cfg)
+    updates, opt_state = make_optimizer(cfg).update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics["grad_norm"] = optax.global_norm(grads)
+    return TrainState(params, opt_state, key, state.step + 1), metrics
+
+
+def scan_updates(state: TrainState, batches: dict, *, cfg: Config) -> tuple[TrainState, dict]:
+    """len(batches) gradient steps as one scan. batches: obs [C, B, T, ...] etc.
+
+    Returns the new state and metrics with a leading [C] axis.
+    """
+    return jax.lax.scan(functools.partial(train_step, cfg=cfg), state, batches)
+
+
+# The compiled entry point: one trace per (config, shapes); the state is donated so its
+# buffers are reused in place.
+update = jax.jit(scan_updates, static_argnames="cfg", donate_argnums=0)
