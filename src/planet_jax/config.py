@@ -121,8 +121,8 @@ class ModelConfig:
     """Units per hidden layer of the reward MLP."""
     min_std: float = 0.1
     """Floor added to the softplus standard deviation of the prior and posterior."""
-    conv_impl: Literal["auto", "matmul", "xla"] = "auto"
-    """How convolutions run: `matmul` (patches and overlap-add, fast on CPU), `xla` (lax convolutions, for GPU/TPU), `auto` picks by backend."""
+    conv_impl: Literal["auto", "cpu", "xla"] = "auto"
+    """How convolutions run: `cpu` (exact matmul and stride-1 reformulations, fast on XLA:CPU), `xla` (lax convolutions, for GPU/TPU), `auto` picks by backend."""
 
 
 @dataclass(frozen=True)
@@ -363,7 +363,7 @@ def diff(old: Config, new: Config) -> list[str]:
 _CHOICES = {
     "obs": ("pixels", "state"),
     "variant": ("rssm", "ssm", "rnn"),
-    "conv_impl": ("auto", "matmul", "xla"),
+    "conv_impl": ("auto", "cpu", "xla"),
 }
 # Fields that may be zero (all other integer and float fields must be positive).
 _NON_NEGATIVE = {

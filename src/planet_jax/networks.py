@@ -3,28 +3,23 @@
 Only modules live here; `planet_jax.rssm` applies them as pure functions of a parameter
 pytree. Sizes come from the config (see `config.ModelConfig`).
 
-Convolutions have two interchangeable implementations with the same parameters (kernel
-[k, k, C_in, C_out] in HWIO layout, bias [C_out]) and the same function:
-  - `xla`: `lax.conv_general_dilated` / `lax.conv_transpose`, best where cuDNN or the TPU
-    convolution units do the work;
-  - `matmul`: the convolution as one matrix multiply over extracted patches, and the
-    transposed convolution as one matrix multiply followed by an overlap-add of the k x k
-    kernel taps. On XLA:CPU the weight gradient of `lax.conv_transpose` is extremely slow
-    (seconds for one decoder layer); as matmuls, both gradients are plain matmuls.
-`conv_impl='auto'` picks `matmul` on CPU and `xla` elsewhere. `tests/test_networks.py`
-proves both equal `flax.linen.Conv` / `flax.linen.ConvTranspose` with the same weights.
+Convolutions keep Flax's parameters (kernel [k, k, C_in, C_out] in HWIO layout, bias
+[C_out]) and function, with two implementations (`ModelConfig.conv_impl`):
+  - `xla`: `lax.conv_general_dilated` / `lax.conv_transpose`, for cuDNN and TPUs;
+  - `cpu`: exact reformulations as matrix multiplies and stride-1 convolutions, chosen per
+    layer and per direction (see `planet_jax.convs`), because XLA:CPU's transposed
+    convolution weight gradient alone takes seconds per decoder layer.
+`auto` picks `cpu` on CPU and `xla` elsewhere. `tests/test_convs.py` proves both equal
+`flax.linen.Conv` / `flax.linen.ConvTranspose` with the same weights.
 """
 
 from __future__ import annotations
 
-import math
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax import lax
 
+from planet_jax import convs
 from planet_jax.config import Config
 
 # The official code uses TensorFlow's defaults: Glorot-uniform kernels, zero biases.
@@ -33,124 +28,12 @@ kernel_init = nn.initializers.xavier_uniform()
 
 def resolve_impl(impl: str) -> str:
     if impl == "auto":
-        return "matmul" if jax.default_backend() == "cpu" else "xla"
+        return "cpu" if jax.default_backend() == "cpu" else "xla"
     return impl
 
 
 def dense(features: int, name: str | None = None) -> nn.Dense:
     return nn.Dense(features, kernel_init=kernel_init, name=name)
-
-
-# ----------------------------------------------------------------------------------------
-# Convolutions as matrix multiplies.
-
-
-def conv2d_matmul(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """VALID cross-correlation as patches @ kernel.
-
-    x: [N, H, W, C]; kernel: [k, k, C, F] -> [N, Ho, Wo, F] with Ho = (H - k) // stride + 1.
-    Equal to `lax.conv_general_dilated(x, kernel, (s, s), 'VALID')` in NHWC/HWIO.
-    """
-    n, h, w, c = x.shape
-    k, _, _, f = kernel.shape
-    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
-    # Patch features ordered (a, b, c) to match kernel.reshape(k * k * C, F).
-    patches = jnp.concatenate(
-        [
-            lax.slice(
-                x, (0, a, b, 0), (n, a + stride * (ho - 1) + 1, b + stride * (wo - 1) + 1, c), (1, stride, stride, 1)
-            )
-            for a in range(k)
-            for b in range(k)
-        ],
-        axis=-1,
-    )
-    return patches @ kernel.reshape(k * k * c, f)
-
-
-def conv_transpose_matmul(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """VALID transposed convolution (as `flax.linen.ConvTranspose`) by matmul and overlap-add.
-
-    x: [N, H, W, C]; kernel: [k, k, C, F] -> [N, Ho, Wo, F] with Ho = stride * (H - 1) + k.
-
-    `lax.conv_transpose` without `transpose_kernel` correlates the stride-dilated input
-    with the kernel, so input pixel (i, j) adds x[i, j] @ kernel[k-1-a, k-1-b] to output
-    pixel (s*i + a, s*j + b). We compute every tap at once, y = x @ W with
-    W [C, k*k*F] (one matmul, whose gradients are matmuls too), then add the taps into
-    place. Output rows of residue r (mod s) only receive taps a = r + s*p, shifted by p,
-    so each of the s*s residue classes is a sum of shifted copies (pads) of y's taps, and
-    the classes are interleaved by a reshape: no scatter and no zero-stuffed arrays.
-    """
-    n, h, w, c = x.shape
-    k, _, _, f = kernel.shape
-    s = stride
-    ho, wo = s * (h - 1) + k, s * (w - 1) + k
-    hc, wc = -(-ho // s), -(-wo // s)  # rows and columns of one residue class
-    flipped = kernel[::-1, ::-1]  # tap (a, b) of the overlap-add
-    y = (x.reshape(-1, c) @ flipped.transpose(2, 0, 1, 3).reshape(c, k * k * f)).reshape(n, h, w, k, k, f)
-    classes = []
-    for r in range(s):
-        row = []
-        for q in range(s):
-            acc = None
-            for pa in range(math.ceil((k - r) / s)):
-                for pb in range(math.ceil((k - q) / s)):
-                    tap = y[:, :, :, r + s * pa, q + s * pb, :]
-                    tap = jnp.pad(tap, ((0, 0), (pa, hc - h - pa), (pb, wc - w - pb), (0, 0)))
-                    acc = tap if acc is None else acc + tap
-            row.append(acc)
-        classes.append(jnp.stack(row, axis=3))  # [N, hc, wc, s, F]
-    out = jnp.stack(classes, axis=2)  # [N, hc, s, wc, s, F]
-    return out.reshape(n, hc * s, wc * s, f)[:, :ho, :wo]
-
-
-def _subpixel_kernel(kernel: jax.Array, s: int) -> jax.Array:
-    """Rearrange a transposed-convolution kernel [k, k, C, F] for `conv_transpose_subpixel`.
-
-    Returns W [P*P*C, s*s*F]: row (ma, mb, c) and column (r, q, f) hold the flipped kernel's
-    tap (r + s*(P-1-ma), q + s*(P-1-mb)), or zero where that tap is past the kernel's edge.
-    """
-    k, _, c, f = kernel.shape
-    P = math.ceil(k / s)
-    flipped = kernel[::-1, ::-1]
-    m = np.arange(P)[:, None]
-    r = np.arange(s)[None, :]
-    tap = r + s * (P - 1 - m)  # [P, s]
-    valid = tap < k
-    tap = np.where(valid, tap, 0)
-    # W[ma, mb, c, r, q, f] = flipped[tap[ma,r], tap[mb,q], c, f] * valid[ma,r]*valid[mb,q]
-    w = flipped[tap[:, None, :, None], tap[None, :, None, :]]  # [P, P, s, s, c, f]
-    mask = (valid[:, None, :, None] & valid[None, :, None, :]).astype(kernel.dtype)
-    w = w * mask[..., None, None]
-    return w.transpose(0, 1, 4, 2, 3, 5).reshape(P * P * c, s * s * f)
-
-
-def conv_transpose_subpixel(x: jax.Array, kernel: jax.Array, s: int) -> jax.Array:
-    """The same transposed convolution as `conv_transpose_matmul`, as a stride-1 convolution.
-
-    Output pixels of residue (r, q) mod s form a grid that is a stride-1 correlation of the
-    (P-1)-padded input with a P x P kernel (P = ceil(k / s)), so one patches @ W matmul
-    computes all s*s residue grids at once and a reshape (depth-to-space) interleaves
-    them. The contraction is P*P*C wide instead of C, which suits middle layers with few
-    input channels (measured on XLA:CPU: 2x faster forward and backward for 13x13x64 -> 32).
-    """
-    n, h, w_, c = x.shape
-    k, _, _, f = kernel.shape
-    P = math.ceil(k / s)
-    ho, wo = s * (h - 1) + k, s * (w_ - 1) + k
-    hc, wc = h + P - 1, w_ + P - 1
-    xp = jnp.pad(x, ((0, 0), (P - 1, P - 1), (P - 1, P - 1), (0, 0)))
-    patches = jnp.concatenate([xp[:, a : a + hc, b : b + wc, :] for a in range(P) for b in range(P)], -1)
-    y = patches @ _subpixel_kernel(kernel, s)  # [N, hc, wc, s*s*f]
-    y = y.reshape(n, hc, wc, s, s, f).transpose(0, 1, 3, 2, 4, 5).reshape(n, hc * s, wc * s, f)
-    return y[:, :ho, :wo]
-
-
-def _use_subpixel(h: int, c: int, f: int) -> bool:
-    # Measured on XLA:CPU at 250 frames: the sub-pixel form wins only for the decoder's
-    # third layer (13x13x64 -> 32: 250 ms vs 524 ms forward and backward); the matmul +
-    # overlap-add form wins for 1x1, 5x5 inputs and for 3 output channels.
-    return h >= 8 and f >= 8
 
 
 class Conv(nn.Module):
@@ -166,13 +49,8 @@ class Conv(nn.Module):
         k = self.kernel_size
         kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        if resolve_impl(self.impl) == "matmul":
-            y = conv2d_matmul(x, kernel, self.stride)
-        else:
-            y = lax.conv_general_dilated(
-                x, kernel, (self.stride, self.stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
-            )
-        return y + bias
+        impl = "cpu" if resolve_impl(self.impl) == "cpu" else "conv_xla"
+        return convs.conv(x, kernel, self.stride, impl) + bias
 
 
 class ConvTranspose(nn.Module):
@@ -188,16 +66,8 @@ class ConvTranspose(nn.Module):
         k = self.kernel_size
         kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        if resolve_impl(self.impl) == "matmul":
-            if _use_subpixel(x.shape[1], x.shape[-1], self.features):
-                y = conv_transpose_subpixel(x, kernel, self.stride)
-            else:
-                y = conv_transpose_matmul(x, kernel, self.stride)
-        else:
-            y = lax.conv_transpose(
-                x, kernel, (self.stride, self.stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
-            )
-        return y + bias
+        impl = "cpu" if resolve_impl(self.impl) == "cpu" else "deconv_xla"
+        return convs.deconv(x, kernel, self.stride, impl) + bias
 
 
 # ----------------------------------------------------------------------------------------
