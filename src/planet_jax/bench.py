@@ -254,6 +254,74 @@ def bench_update(args) -> list[Record]:
     return records
 
 
+def plan_gflop(cfg) -> float:
+    """One CEM search: I iterations x J candidates x H steps of (prior step + reward head)."""
+    f, p = model_flops(cfg), cfg.planner
+    return (f["transition"] + f["reward"]) * p.num_iterations * p.num_candidates * p.horizon / 1e9
+
+
+def bench_planner(args) -> list[Record]:
+    """Milliseconds per action of `act` (posterior step + CEM) for 1 and N environments."""
+    import jax
+
+    from planet_jax import config as C
+    from planet_jax import rssm
+    from planet_jax.networks import init_params
+    from planet_jax.planner import act_jit
+
+    cfg = C.validate(C.preset(args.preset, args.task))
+    params = init_params(jax.random.key(0), cfg)
+    device = device_name()
+    matmul = matmul_gflops()
+    records = []
+    for n in sorted({1, *(args.envs or [4])}):
+        rng = np.random.default_rng(0)
+        obs = (
+            rng.integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8)
+            if cfg.env.obs == "pixels"
+            else rng.normal(size=(n, *cfg.obs_shape)).astype(np.float32)
+        )
+        obs = jax.device_put(obs)
+        holder = [rssm.initial((n,), cfg), jax.numpy.zeros((n, cfg.action_size)), jax.random.key(1)]
+
+        def run(holder=holder, obs=obs):
+            belief, prev, key = holder
+            key, k = jax.random.split(key)
+            action, belief = act_jit(params, belief, prev, obs, k, cfg=cfg, explore=True)
+            holder[:] = [belief, action, key]
+            jax.block_until_ready(action)
+
+        start = time.perf_counter()
+        run()
+        compile_s = time.perf_counter() - start
+        times = timeit(run, warmup=2, repeats=args.repeats)
+        records.append(
+            make_record(
+                f"planner/{args.preset}/envs={n}",
+                times,
+                device=device,
+                gflop=n * plan_gflop(cfg),
+                matmul=matmul,
+                settings={
+                    "preset": args.preset,
+                    "task": args.task,
+                    "obs": cfg.env.obs,
+                    "envs": n,
+                    "horizon": cfg.planner.horizon,
+                    "iterations": cfg.planner.num_iterations,
+                    "candidates": cfg.planner.num_candidates,
+                    "elites": cfg.planner.num_elites,
+                },
+                extra={
+                    "ms_per_action": statistics.median(times) * 1e3,
+                    "ms_per_env_action": statistics.median(times) * 1e3 / n,
+                    "first_call_s": compile_s,
+                },
+            )
+        )
+    return records
+
+
 def device_name_host() -> str:
     import os
 
@@ -279,7 +347,11 @@ def _print(records: list[Record]) -> None:
         print(f"device: {records[0].device}")
 
 
-CASES: dict[str, Callable[[argparse.Namespace], list[Record]]] = {"envs": bench_envs, "update": bench_update}
+CASES: dict[str, Callable[[argparse.Namespace], list[Record]]] = {
+    "envs": bench_envs,
+    "update": bench_update,
+    "planner": bench_planner,
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

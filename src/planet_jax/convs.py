@@ -204,15 +204,12 @@ def mixed(forward: str, input_grad: str, weight_grad: str, stride: int):
 def plan_conv(h: int, c: int, f: int, k: int, s: int) -> tuple[str, str, str]:
     """(forward, input gradient, weight gradient) forms for a convolution on XLA:CPU.
 
-    Chosen by timing forward + both gradients of every combination for each layer of the
-    paper's encoder at 250 frames on a 2-core Xeon (ms, best first):
-      64x64x3->32 (no input grad): patches/patches 56, s2d/patches 80, xla/patches 98
-      31x31x32->64:  patches/s2d/patches 129, patches everywhere 147, xla/patches/patches 166
-      14x14x64->128: patches/s2d/patches 62, s2d/s2d/xla 63, xla/s2d/xla 65
-      6x6x128->256:  patches everywhere 17, patches/s2d/patches 18
+    Timing forward + both gradients of each encoder layer alone at 250 frames favoured the
+    space-to-depth input gradient for the 31x31 and 14x14 layers (129 vs 147 ms, 62 vs 75),
+    but inside the whole update it was slower (2.99 s vs 2.68 s per update at B=16), so
+    the patches form serves every direction.
     """
-    input_grad = "conv_s2d" if h >= 8 and k % s == 0 else "conv_patches"
-    return "conv_patches", input_grad, "conv_patches"
+    return "conv_patches", "conv_patches", "conv_patches"
 
 
 def plan_deconv(h: int, c: int, f: int, k: int, s: int) -> tuple[str, str, str]:
@@ -223,6 +220,7 @@ def plan_deconv(h: int, c: int, f: int, k: int, s: int) -> tuple[str, str, str]:
       13x13x64->32: subpixel_xla/subpixel/subpixel 229, subpixel everywhere 235, overlap/subpixel/subpixel 269
       30x30x32->3:  subpixel_xla/overlap/overlap 233, overlap everywhere 270
     The XLA weight gradient of the phase convolution is never chosen: 3.7 s to 7 s here.
+    Whole update at B=16: this plan 2.68 s, the same without the XLA forward 2.74 s.
     """
     if h < 8:  # 1x1 (a dense layer in disguise) and 5x5 inputs
         return "deconv_overlap", "deconv_overlap", "deconv_overlap"

@@ -1,0 +1,131 @@
+"""The cross-entropy method in latent space, and batched acting.
+
+  cem(score, key, ...)                  -> mean action sequence [H, A]   generic CEM
+  plan(params, belief, key, cfg)        -> action [A]                    PlaNet's planner
+  act(params, belief, prev_action, obs, key, cfg, explore) -> (action [N, A], belief [N])
+
+Everything is one traced function: the I iterations are a `lax.scan`, each scoring J
+candidate sequences with one `imagine` scan over the horizon, and `act` vmaps the search
+over environments (and, in training, over seeds). No host round trip per iteration or step.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from planet_jax import rssm
+from planet_jax.config import Config, ConfigError, PlannerConfig
+from planet_jax.networks import Modules
+from planet_jax.preprocess import prepare_obs
+
+
+def check_planner(p: PlannerConfig) -> None:
+    """Raise ConfigError for settings the planner cannot run with."""
+    for name in ("horizon", "num_iterations", "num_candidates", "num_elites"):
+        value = getattr(p, name)
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}.")
+    if p.num_elites > p.num_candidates:
+        raise ConfigError(f"num_elites must be at most num_candidates ({p.num_candidates}), got {p.num_elites}.")
+
+
+def cem(
+    score: Callable[[jax.Array, jax.Array], jax.Array],
+    key: jax.Array,
+    *,
+    horizon: int,
+    action_size: int,
+    num_iterations: int,
+    num_candidates: int,
+    num_elites: int,
+) -> jax.Array:
+    """Maximise score(actions [J, H, A], key) -> [J] over sequences in [-1, 1]^(H x A).
+
+    Starts from N(0, I); each iteration samples J sequences, clips them to the bounds,
+    and refits the mean and std of every (step, action) to the top K by score.
+    Returns the final mean [H, A].
+    """
+
+    def iteration(carry, key):
+        mean, std = carry
+        k_sample, k_score = jax.random.split(key)
+        noise = jax.random.normal(k_sample, (num_candidates, horizon, action_size), mean.dtype)
+        candidates = jnp.clip(mean + std * noise, -1.0, 1.0)
+        returns = score(candidates, k_score)
+        _, elite_index = jax.lax.top_k(returns, num_elites)
+        elites = candidates[elite_index]
+        return (elites.mean(0), elites.std(0)), returns.max()
+
+    init = (jnp.zeros((horizon, action_size)), jnp.ones((horizon, action_size)))
+    (mean, _), _ = jax.lax.scan(iteration, init, jax.random.split(key, num_iterations))
+    return mean
+
+
+def plan(params, belief: rssm.State, key: jax.Array, *, cfg: Config) -> jax.Array:
+    """PlaNet's planner for one environment: belief State [] -> first action [A].
+
+    Candidates are scored by the sum over the horizon of the reward head's mean along a
+    stochastic prior rollout (`rssm.imagine`) from the current posterior state.
+    """
+    p = cfg.planner
+    check_planner(p)
+    reward_head = Modules(cfg).reward
+
+    def score(actions, key):
+        start = jax.tree.map(lambda x: jnp.broadcast_to(x, (actions.shape[0], *x.shape)), belief)
+        states = rssm.imagine(params["cell"], start, actions, key, cfg=cfg)
+        return reward_head.apply({"params": params["reward"]}, states.features).sum(-1)
+
+    mean = cem(
+        score,
+        key,
+        horizon=p.horizon,
+        action_size=cfg.action_size,
+        num_iterations=p.num_iterations,
+        num_candidates=p.num_candidates,
+        num_elites=p.num_elites,
+    )
+    return mean[0]
+
+
+def observe_step(params, belief: rssm.State, prev_action: jax.Array, obs: jax.Array, key: jax.Array, *, cfg: Config):
+    """Filter one new observation into the belief. belief State [N]; prev_action [N, A]; obs [N, ...]."""
+    k_pre, k_post = jax.random.split(key)
+    x = prepare_obs(obs, k_pre, pixels=cfg.env.obs == "pixels", bits=cfg.env.image_bits)
+    embed = Modules(cfg).encoder.apply({"params": params["encoder"]}, x)
+    belief, _ = rssm.posterior_step(params["cell"], belief, prev_action, embed, k_post, cfg=cfg)
+    return belief
+
+
+def act(
+    params,
+    belief: rssm.State,
+    prev_action: jax.Array,
+    obs: jax.Array,
+    key: jax.Array,
+    *,
+    cfg: Config,
+    explore: bool,
+) -> tuple[jax.Array, rssm.State]:
+    """One agent step for N environments: posterior update with the newest frame, then CEM.
+
+    belief: State [N] (`rssm.initial((N,), cfg)` at episode start, with prev_action 0);
+    obs: [N, *obs_shape] as stored (uint8 frames). With `explore`, N(0, exploration_noise)
+    is added to the planned action and the result clipped to [-1, 1].
+    Returns (action [N, A], belief [N]).
+    """
+    k_obs, k_plan, k_noise = jax.random.split(key, 3)
+    belief = observe_step(params, belief, prev_action, obs, k_obs, cfg=cfg)
+    keys = jax.random.split(k_plan, prev_action.shape[0])
+    action = jax.vmap(functools.partial(plan, params, cfg=cfg))(belief, keys)
+    if explore:
+        noise = cfg.planner.exploration_noise * jax.random.normal(k_noise, action.shape, action.dtype)
+        action = jnp.clip(action + noise, -1.0, 1.0)
+    return action, belief
+
+
+act_jit = jax.jit(act, static_argnames=("cfg", "explore"))

@@ -1,0 +1,115 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import tiny_config
+from planet_jax import config as C
+from planet_jax import rssm
+from planet_jax.networks import init_params
+from planet_jax.planner import act, cem, plan
+
+H, A = 8, 2
+TARGET = jnp.asarray(np.random.default_rng(0).uniform(-0.8, 0.8, (H, A)), jnp.float32)
+
+
+def neg_sq_distance(actions, key):
+    return -jnp.sum((actions - TARGET) ** 2, axis=(1, 2))
+
+
+def test_cem_finds_the_known_optimum_that_random_search_misses():
+    settings = dict(horizon=H, action_size=A, num_iterations=10, num_candidates=500, num_elites=50)
+    best = cem(neg_sq_distance, jax.random.key(0), **settings)
+    err = float(jnp.abs(best - TARGET).max())
+    assert err < 0.05, err
+    # Random search with the same number of evaluations (I x J) in [-1, 1]^(H x A).
+    samples = jax.random.uniform(jax.random.key(1), (10 * 500, H, A), minval=-1, maxval=1)
+    random_best = samples[jnp.argmax(neg_sq_distance(samples, None))]
+    assert float(jnp.abs(random_best - TARGET).max()) > 0.3
+
+
+def test_every_candidate_is_clipped_to_the_bounds():
+    seen = []
+
+    def score(actions, key):
+        jax.debug.callback(lambda a: seen.append((float(a.min()), float(a.max()))), actions)
+        return actions.sum((1, 2)) * 10.0  # pushes the mean far past +1
+
+    best = cem(score, jax.random.key(0), horizon=3, action_size=2, num_iterations=4, num_candidates=64, num_elites=8)
+    jax.block_until_ready(best)
+    assert len(seen) == 4
+    assert all(lo >= -1.0 and hi <= 1.0 for lo, hi in seen)
+    assert float(best.max()) <= 1.0 and float(best.min()) > 0.5
+
+
+def _agent(obs="state", **overrides):
+    cfg = tiny_config(obs=obs, **overrides)
+    params = init_params(jax.random.key(0), cfg)
+    return cfg, params
+
+
+def test_batched_act_equals_per_environment_calls():
+    cfg, params = _agent(obs="pixels")
+    n = 3
+    obs = np.random.default_rng(0).integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8)
+    prev = jax.random.uniform(jax.random.key(1), (n, cfg.action_size), minval=-1, maxval=1)
+    belief = rssm.initial((n,), cfg)
+    key = jax.random.key(2)
+    actions, new_belief = act(params, belief, prev, obs, key, cfg=cfg, explore=False)
+    assert actions.shape == (n, cfg.action_size) and float(jnp.abs(actions).max()) <= 1.0
+    # The same computation environment by environment, with the keys act derives.
+    from planet_jax.planner import observe_step
+
+    k_obs, k_plan, _ = jax.random.split(key, 3)
+    beliefs = observe_step(params, belief, prev, obs, k_obs, cfg=cfg)
+    keys = jax.random.split(k_plan, n)
+    for i in range(n):
+        single = jax.tree.map(lambda x, i=i: x[i], beliefs)
+        np.testing.assert_allclose(
+            np.asarray(plan(params, single, keys[i], cfg=cfg)), np.asarray(actions[i]), atol=1e-5
+        )
+        np.testing.assert_allclose(np.asarray(new_belief.deter[i]), np.asarray(single.deter), atol=1e-6)
+
+
+def test_exploration_noise_only_when_exploring():
+    cfg, params = _agent(exploration_noise=0.3)
+    obs = np.zeros((64, *cfg.obs_shape), np.float32)
+    belief, prev = rssm.initial((64,), cfg), jnp.zeros((64, cfg.action_size))
+    calm, _ = act(params, belief, prev, obs, jax.random.key(0), cfg=cfg, explore=False)
+    noisy, _ = act(params, belief, prev, obs, jax.random.key(0), cfg=cfg, explore=True)
+    diff = np.asarray(noisy - calm)
+    assert np.abs(diff).max() > 0.1  # noise of std 0.3 was added...
+    assert float(jnp.abs(noisy).max()) <= 1.0  # ...and clipped
+    unclipped = np.abs(np.asarray(calm)) < 0.5
+    assert 0.2 < diff[unclipped].std() < 0.4
+
+
+def test_planner_compiles_once():
+    cfg, params = _agent()
+
+    def act_explore(params, belief, prev, obs, key):
+        return act(params, belief, prev, obs, key, cfg=cfg, explore=True)
+
+    traced = jax.jit(chex.assert_max_traces(act_explore, n=1))
+    belief, prev = rssm.initial((2,), cfg), jnp.zeros((2, cfg.action_size))
+    for seed in range(3):
+        obs = np.random.default_rng(seed).normal(size=(2, *cfg.obs_shape)).astype(np.float32)
+        prev, belief = traced(params, belief, prev, obs, jax.random.key(seed))
+    chex.clear_trace_counter()
+
+
+@pytest.mark.parametrize(
+    "updates, message",
+    [
+        ({"num_elites": 65}, r"num_elites must be at most num_candidates \(64\)"),
+        ({"horizon": 0}, "horizon must be an integer >= 1"),
+    ],
+)
+def test_bad_planner_settings_are_rejected(updates, message):
+    cfg, params = _agent()
+    bad = C.replace(cfg, **updates)  # built without validation
+    with pytest.raises(C.ConfigError, match=message):
+        plan(params, rssm.initial((), cfg), jax.random.key(0), cfg=bad)
+    with pytest.raises(C.ConfigError, match=message):
+        C.validate(bad)
