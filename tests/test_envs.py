@@ -23,6 +23,8 @@ ACTION_SIZES = {
 @pytest.mark.parametrize("task", list(C.TASKS))
 def test_every_task_gives_frames_and_actions(task):
     env = ControlEnv(task, seed=0, episode_steps=40)
+    assert env.action_size == C.ACTION_SIZES[task]
+    assert ControlEnv(task, seed=0, obs="state").obs_shape == (C.STATE_SIZES[task],)
     obs = env.reset()
     assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
     assert obs.std() > 0  # a real picture, not a blank buffer
@@ -67,6 +69,18 @@ def test_same_seed_same_frames_different_seed_different_frames():
     a, b, c = rollout(1), rollout(1), rollout(2)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a[0], c[0])
+
+
+def test_reset_with_seed_reproduces_an_episode_whatever_came_before():
+    env = ControlEnv("cup-catch", seed=0, episode_steps=20)
+    first = env.reset(seed=123)
+    env.step(np.ones(2))
+    env.reset()
+    env.reset(seed=7)
+    np.testing.assert_array_equal(env.reset(seed=123), first)
+    fresh = ControlEnv("cup-catch", seed=99, episode_steps=20)
+    np.testing.assert_array_equal(fresh.reset(seed=123), first)
+    assert not np.array_equal(fresh.reset(seed=124), first)
 
 
 def test_state_observations():

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from planet_jax.config import TASKS, Config, ConfigError
+from planet_jax.config import STATE_SIZES, TASKS, Config, ConfigError
 
 
 class RenderError(RuntimeError):
@@ -94,6 +94,10 @@ class ControlEnv:
             self.obs_dtype = np.dtype(np.uint8)
         else:
             size = sum(int(np.prod(v.shape)) for v in self._env.observation_spec().values())
+            if size != STATE_SIZES[task]:
+                raise RuntimeError(
+                    f"{task}: dm_control gives {size} state dims, config.STATE_SIZES says {STATE_SIZES[task]}"
+                )
             self.obs_shape = (size,)
             self.obs_dtype = np.dtype(np.float32)
         self._steps = 0
@@ -107,10 +111,23 @@ class ControlEnv:
             raise _render_error(exc) from exc
         return np.asarray(frame, np.uint8)
 
-    def reset(self) -> np.ndarray:
-        """Start a new episode; returns the first observation."""
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start a new episode; returns the first observation.
+
+        With `seed`, the episode's initial state is drawn from a generator reseeded with it,
+        so the same seed gives the same episode whatever came before (used for exact resume).
+        """
+        if seed is not None:
+            self._env.task.random.seed(seed)
         self._steps = 0
         return self._observe(self._env.reset())
+
+    def render(self, size: int = 64) -> np.ndarray:
+        """A uint8 frame [size, size, 3] of the current state from camera 0 (for videos)."""
+        try:
+            return np.asarray(self._env.physics.render(size, size, camera_id=0), np.uint8)
+        except Exception as exc:
+            raise _render_error(exc) from exc
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
         """Apply `action` for `action_repeat` simulator steps.
@@ -146,9 +163,11 @@ class BatchEnv:
     def __len__(self) -> int:
         return len(self.envs)
 
-    def reset(self) -> np.ndarray:
-        """Returns obs [N, *obs_shape]."""
-        return np.stack([env.reset() for env in self.envs])
+    def reset(self, seeds: Sequence[int] | None = None) -> np.ndarray:
+        """Returns obs [N, *obs_shape]; `seeds` [N] reseeds each environment's episode."""
+        if seeds is None:
+            return np.stack([env.reset() for env in self.envs])
+        return np.stack([env.reset(seed) for env, seed in zip(self.envs, seeds, strict=True)])
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """actions [N, A] -> obs [N, *obs_shape], reward [N] float32, done [N] bool."""

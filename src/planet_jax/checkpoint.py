@@ -1,0 +1,100 @@
+"""Checkpoints with orbax: the one module that imports it.
+
+A checkpoint holds the full training state of every seed (parameters, optimizer state,
+PRNG keys, step counters: a `TrainState` with a leading seed axis) and a JSON record of
+the host-side counters (episodes, environment steps, episodes in each replay). Its step
+number is the number of training episodes done. Saves are synchronous: when `save`
+returns, the checkpoint is complete on disk (orbax writes to a temporary directory and
+renames it when it is finished, so a crash mid-write leaves no half checkpoint under a
+step's name). `restore` falls back from a damaged newest checkpoint to the newest
+intact one, and refuses clearly when none is intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+from planet_jax.state import TrainState
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """No usable checkpoint (none there, the asked-for step missing, or all damaged)."""
+
+
+def _to_saveable(state: TrainState) -> TrainState:
+    # Typed PRNG keys are stored as their raw uint32 data.
+    return state.replace(key=jax.random.key_data(state.key))
+
+
+def _from_saveable(state: TrainState) -> TrainState:
+    return state.replace(key=jax.random.wrap_key_data(state.key))
+
+
+class Checkpointer:
+    """Save and restore `TrainState`s and host counters under `directory`."""
+
+    def __init__(self, directory: str | os.PathLike, keep: int = 3):
+        self.directory = os.path.abspath(os.fspath(directory))
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False),
+        )
+
+    def steps(self) -> list[int]:
+        """The steps (episodes done) of the checkpoints on disk, oldest first."""
+        self._manager.reload()
+        return sorted(self._manager.all_steps())
+
+    def save(self, step: int, state: TrainState, meta: dict) -> None:
+        """Write a checkpoint for `step` and wait until it is complete."""
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(_to_saveable(state)), meta=ocp.args.JsonSave(meta)),
+            force=True,
+        )
+        self._manager.wait_until_finished()
+
+    def restore(self, target: TrainState, step: int | None = None) -> tuple[TrainState, dict, int]:
+        """Restore (state, meta, step): `step`, or the newest intact checkpoint.
+
+        target: a TrainState (or its `jax.eval_shape`) with the structure to restore into.
+        """
+        steps = self.steps()
+        if step is not None:
+            if step not in steps:
+                raise CheckpointError(
+                    f"no checkpoint at step {step} in {self.directory}; steps there: {steps or 'none'}."
+                )
+            candidates = [step]
+        else:
+            candidates = steps[::-1]
+        if not candidates:
+            raise CheckpointError(f"no checkpoint in {self.directory}.")
+        abstract = jax.eval_shape(_to_saveable, target)
+        errors = []
+        for s in candidates:
+            try:
+                out = self._manager.restore(
+                    s,
+                    args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
+                )
+                if errors:
+                    log.warning("checkpoint: restored step %d after damaged newer ones: %s", s, "; ".join(errors))
+                return _from_saveable(out.state), dict(out.meta), s
+            except Exception as exc:  # orbax/tensorstore raise many kinds for damaged files
+                message = f"step {s} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+                log.warning("checkpoint: %s", message)
+                errors.append(message)
+        raise CheckpointError(
+            f"every checkpoint in {self.directory} is damaged ({'; '.join(errors)}); "
+            "refusing to start over in this directory: move it away or pass a new --logdir."
+        )
+
+    def close(self) -> None:
+        self._manager.close()

@@ -1,0 +1,163 @@
+"""`python -m planet_jax.evaluate --logdir DIR [--step S] [--episodes N] [--seed-index I]`.
+
+Restores a checkpoint of a training run (the newest by default) for evaluation only,
+runs noise-free episodes with environment seeds that training never used, prints and
+writes mean, std and per-episode returns, and writes videos:
+  - `episode-K.mp4`: the agent's episodes;
+  - `openloop.mp4` (pixel runs): 5 context frames through the posterior, then the prior
+    alone under the episode's real actions: truth | prediction | error, side by side,
+    as the official implementation reports.
+Everything goes to DIR/eval/step-S/ (seed i of a sweep: DIR/eval/step-S/seed-i/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from planet_jax import config as C
+from planet_jax import rssm
+from planet_jax.checkpoint import Checkpointer, CheckpointError
+from planet_jax.logger import write_video
+
+CONTEXT = 5
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m planet_jax.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--logdir", required=True, help="run directory written by planet_jax.train")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (episodes done); default: the newest")
+    p.add_argument("--episodes", type=int, default=10, help="noise-free evaluation episodes (default 10)")
+    p.add_argument("--seed-index", type=int, default=None, help="which agent of a sweep (default: all)")
+    p.add_argument("--videos", type=int, default=1, help="episodes to film per agent (default 1)")
+    p.add_argument("--openloop-steps", type=int, default=50, help="prior-only prediction steps in openloop.mp4")
+    return p.parse_args(argv)
+
+
+def load_run(logdir: str, step: int | None):
+    """(cfg, state with a seed axis, step) of a run directory's checkpoint."""
+    from planet_jax.train import compiled, seed_keys
+
+    path = os.path.join(logdir, "config.json")
+    if not os.path.exists(path):
+        raise CheckpointError(f"{logdir} is not a run directory (no config.json).")
+    with open(path) as f:
+        cfg = C.from_dict(json.load(f))
+    init_fn = compiled(cfg)[0]
+    ckpt = Checkpointer(os.path.join(logdir, "checkpoints"))
+    try:
+        state, _, step = ckpt.restore(jax.eval_shape(init_fn, seed_keys(cfg)), step)
+    finally:
+        ckpt.close()
+    return cfg, state, step
+
+
+def openloop_video(cfg, params, episode: dict, key: jax.Array, steps: int) -> np.ndarray:
+    """[T, 64, 3*64, 3] uint8 frames: truth | prediction | error for one episode."""
+    from planet_jax.networks import Modules
+    from planet_jax.preprocess import postprocess, prepare_obs
+
+    mods = Modules(cfg)
+    total = min(CONTEXT + steps, len(episode["reward"]))
+    obs = jnp.asarray(episode["obs"][None, :total])
+    actions = jnp.asarray(episode["action"][None, :total])
+    k_pre, k_obs, k_img = jax.random.split(key, 3)
+    x = prepare_obs(obs, k_pre, pixels=True, bits=cfg.env.image_bits)
+    embeds = mods.encoder.apply({"params": params["encoder"]}, x[:, :CONTEXT])
+    posts, _ = rssm.observe(params["cell"], embeds, actions[:, :CONTEXT], k_obs, cfg=cfg)
+    last = jax.tree.map(lambda a: a[:, -1], posts)
+    priors = rssm.imagine(params["cell"], last, actions[:, CONTEXT:], k_img, cfg=cfg)
+    features = jnp.concatenate([posts.features, priors.features], 1)
+    pred = postprocess(mods.decoder.apply({"params": params["decoder"]}, features), cfg.env.image_bits)[0]
+    truth = episode["obs"][:total]
+    error = np.abs(truth.astype(np.int16) - np.asarray(pred).astype(np.int16)).astype(np.uint8)
+    return np.concatenate([truth, np.asarray(pred), error], axis=2)
+
+
+def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | None, videos: int, openloop_steps: int):
+    from planet_jax.envs import BatchEnv, env_seed, make_env
+    from planet_jax.planner import act_jit
+
+    cfg, state, step = load_run(logdir, step)
+    n = cfg.train.num_seeds
+    indices = range(n) if seed_index is None else [seed_index]
+    if seed_index is not None and not 0 <= seed_index < n:
+        raise CheckpointError(f"--seed-index must be in 0..{n - 1} for this run of {n} seeds, got {seed_index}.")
+    results = {}
+    for i in indices:
+        seed = cfg.train.seed + i
+        params = jax.tree.map(lambda x, i=i: x[i], state.params)
+        seeds = [env_seed(seed, "eval", j) for j in range(episodes)]
+        envs = BatchEnv([make_env(cfg, s) for s in seeds])
+        obs = envs.reset(seeds)
+        belief = rssm.initial((episodes,), cfg)
+        prev = jnp.zeros((episodes, cfg.action_size))
+        key = jax.random.fold_in(jax.random.key(seed), 5)
+        frames = [[envs.envs[j].render(64)] for j in range(min(videos, episodes))]
+        traj = {"obs": [obs], "action": [np.zeros((episodes, cfg.action_size), np.float32)], "reward": []}
+        returns = np.zeros(episodes)
+        for t in range(envs.episode_length):
+            action, belief = act_jit(
+                params, belief, prev, jnp.asarray(obs), jax.random.fold_in(key, t), cfg=cfg, explore=False
+            )
+            prev = action
+            obs, reward, done = envs.step(np.asarray(action))
+            returns += reward
+            traj["obs"].append(obs)
+            traj["action"].append(np.asarray(action))
+            for j, f in enumerate(frames):
+                f.append(envs.envs[j].render(64))
+            if done.all():
+                break
+        envs.close()
+        out = os.path.join(logdir, "eval", f"step-{step}") + (f"/seed-{i}" if n > 1 else "")
+        os.makedirs(out, exist_ok=True)
+        for j, f in enumerate(frames):
+            write_video(os.path.join(out, f"episode-{j}.mp4"), np.stack(f))
+        if cfg.env.obs == "pixels":
+            episode = {"obs": np.stack(traj["obs"], 1)[0], "action": np.stack(traj["action"], 1)[0], "reward": returns}
+            video = openloop_video(cfg, params, episode, jax.random.key(0), openloop_steps)
+            write_video(os.path.join(out, "openloop.mp4"), video, fps=10, scale=3)
+        record = {
+            "step": step,
+            "seed": seed,
+            "episodes": episodes,
+            "mean": float(returns.mean()),
+            "std": float(returns.std()),
+            "returns": returns.tolist(),
+        }
+        with open(os.path.join(out, "returns.json"), "w") as f:
+            json.dump(record, f, indent=2)
+        print(
+            f"seed {seed} step {step}: return {record['mean']:.1f} +- {record['std']:.1f} (std over {episodes} episodes)"
+            f"\n  returns {np.round(returns, 1).tolist()}\n  written to {out}",
+            flush=True,
+        )
+        results[seed] = record
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    if args.episodes < 1:
+        print("error: --episodes must be at least 1.", file=sys.stderr)
+        return 2
+    try:
+        evaluate(args.logdir, args.step, args.episodes, args.seed_index, args.videos, args.openloop_steps)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""What a run writes: JSON-lines metrics, TensorBoard events, learning curves and videos.
+
+`MetricsLog` appends one JSON record per line to `metrics.jsonl` (flushed each time, so a
+crash loses at most the line being written) and mirrors scalars to TensorBoard. Every
+record has a `kind` (`train_episode`, `update`, `test`, ...) and the `episode` count it
+belongs to; a resumed run first drops the records past its checkpoint (`truncate`), so
+the history reads as if the run had never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from planet_jax.config import PAPER_SCORES_1000
+
+
+class MetricsLog:
+    """Append-only metrics with TensorBoard mirroring."""
+
+    def __init__(self, logdir: str, *, tensorboard: bool = True, purge_step: int | None = None):
+        self.path = os.path.join(logdir, "metrics.jsonl")
+        self._file = open(self.path, "a")  # noqa: SIM115 (kept open for the run)
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            # purge_step drops events a crashed run wrote past the checkpoint we resume from.
+            self._tb = SummaryWriter(os.path.join(logdir, "tensorboard"), purge_step=purge_step)
+
+    def write(self, record: dict, *, step: int | None = None) -> None:
+        record = {k: _plain(v) for k, v in record.items()}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._tb is not None and step is not None:
+            prefix = record.get("kind", "metrics")
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("episode", "seed"):
+                    tag = f"{prefix}/{key}" if "seed" not in record else f"{prefix}/seed{record['seed']}/{key}"
+                    self._tb.add_scalar(tag, value, step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+    @staticmethod
+    def read(logdir: str) -> list[dict]:
+        path = os.path.join(logdir, "metrics.jsonl")
+        if not os.path.exists(path):
+            return []
+        records = []
+        with open(path) as f:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a line cut short by a crash, and nothing valid after it
+        return records
+
+    @staticmethod
+    def truncate(logdir: str, episodes: int) -> None:
+        """Keep only the records of the first `episodes` episodes (atomically rewritten)."""
+        records = [r for r in MetricsLog.read(logdir) if r.get("episode", 0) <= episodes]
+        path = os.path.join(logdir, "metrics.jsonl")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+        os.replace(tmp, path)
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return value.item()
+    return value
+
+
+def mean_and_stderr(values: Sequence[float]) -> tuple[float, float]:
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return float(values.mean()), 0.0
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def plot_curves(records: Iterable[dict], task: str, path: str, title: str = "") -> None:
+    """Test return against episodes and environment steps, per seed and mean +- s.e.
+
+    The paper's 1000-episode score is drawn as a reference line where it exists.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tests = [r for r in records if r.get("kind") == "test"]
+    trains = [r for r in records if r.get("kind") == "train_episode"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, xkey, xlabel in ((axes[0], "episode", "episodes"), (axes[1], "env_steps", "environment steps")):
+        for name, rows, style in (("train", trains, ":"), ("test", tests, "-")):
+            seeds = sorted({r["seed"] for r in rows})
+            for s in seeds:
+                pts = [(r[xkey], r["return"]) for r in rows if r["seed"] == s]
+                if pts and len(seeds) > 1:
+                    ax.plot(*zip(*pts), style, alpha=0.3, lw=1)
+            by_x: dict[float, list[float]] = {}
+            for r in rows:
+                by_x.setdefault(r[xkey], []).append(r["return"])
+            if by_x:
+                xs = sorted(by_x)
+                stats = [mean_and_stderr(by_x[x]) for x in xs]
+                mean = np.array([m for m, _ in stats])
+                se = np.array([e for _, e in stats])
+                ax.plot(xs, mean, style, lw=2, label=f"{name} (mean of {len(seeds)} seed{'s' * (len(seeds) > 1)})")
+                ax.fill_between(xs, mean - se, mean + se, alpha=0.2)
+        if task in PAPER_SCORES_1000:
+            ax.axhline(PAPER_SCORES_1000[task], color="k", ls="--", lw=1, label="PlaNet paper, 1000 episodes")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("return")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title or task)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_video(path: str, frames: np.ndarray, fps: int = 20, scale: int = 2) -> None:
+    """uint8 frames [T, H, W, 3] -> an MP4 (H.264 via imageio-ffmpeg), upscaled `scale`x."""
+    import warnings
+
+    import imageio.v2 as imageio
+
+    frames = np.asarray(frames, np.uint8)
+    if scale > 1:
+        frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    # H.264 wants even sizes; macro_block_size=1 keeps our exact size.
+    with warnings.catch_warnings():
+        # imageio-ffmpeg starts ffmpeg with fork; the child only execs ffmpeg, so the
+        # "fork in a multithreaded process" warning does not apply.
+        warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+        with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1, quality=8) as writer:
+            for frame in frames:
+                writer.append_data(frame)

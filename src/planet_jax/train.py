@@ -1,0 +1,493 @@
+"""`python -m planet_jax.train --task TASK [--preset paper|debug] [--logdir DIR] [overrides]`.
+
+The PlaNet loop for N seeds at once (`--num-seeds`, default 1): S episodes of random
+actions, then repeat: C gradient updates on chunks sampled from each seed's own replay,
+then one episode collected with the planner plus exploration noise. Every `test_every`
+episodes, `test_episodes` noise-free episodes with distinct environment seeds.
+
+One compiled `update` and one compiled `act` serve all seeds (vmapped over a leading
+seed axis). Environment stepping and the replay stay on the host as numpy.
+
+Everything random is derived from the seed and the episode count (environment resets,
+exploration, chunk sampling) or lives in the checkpointed `TrainState` (update keys), so
+re-running the same command in the same run directory resumes from the newest checkpoint
+and produces the same numbers as a run that never stopped. SIGINT and SIGTERM finish the
+current episode, save a checkpoint and exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from planet_jax import config as C
+from planet_jax import rssm
+from planet_jax.config import Config, ConfigError
+from planet_jax.logger import MetricsLog, mean_and_stderr, plot_curves
+
+log = logging.getLogger("planet_jax")
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used for this config."""
+
+
+# ----------------------------------------------------------------------------------------
+# Command line.
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainArgs:
+    """Train PlaNet agents on a DeepMind Control Suite task."""
+
+    config: Config
+    preset: Literal["paper", "debug"] = "paper"
+    """Defaults to start from; every config field below overrides them."""
+    logdir: str = ""
+    """Run directory; re-running with the same one resumes. Default: runs/TASK-OBS-PRESET-seedSEED."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m planet_jax.train") -> TrainArgs:
+    """Parse `--preset` first (it sets the defaults), then every config field by name."""
+    import tyro
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", choices=C.PRESETS, default="paper")
+    known, _ = pre.parse_known_args(argv)
+    default = TrainArgs(config=C.preset(known.preset), preset=known.preset)
+    args = tyro.cli(
+        TrainArgs,
+        default=default,
+        args=argv,
+        prog=prog,
+        config=(tyro.conf.OmitArgPrefixes,),
+    )
+    if not args.logdir:
+        c = args.config
+        name = f"{c.env.task}-{c.env.obs}-{args.preset}-seed{c.train.seed}"
+        args = dataclasses.replace(args, logdir=os.path.join("runs", name))
+    return args
+
+
+def fail(message: str, code: int = 2):
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+# ----------------------------------------------------------------------------------------
+# Run directory.
+
+
+def prepare_logdir(cfg: Config, logdir: str) -> None:
+    """Create the run directory, or check that it holds the same config (else refuse)."""
+    os.makedirs(logdir, exist_ok=True)
+    path = os.path.join(logdir, "config.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = C.from_dict(json.load(f))
+        if saved != cfg:
+            lines = "\n  ".join(C.diff(saved, cfg))
+            raise RunDirError(
+                f"{logdir} holds a run with a different config (saved -> given):\n  {lines}\n"
+                "Re-run with the saved values to resume it, or pass a new --logdir to start another run."
+            )
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(C.to_dict(cfg), f, indent=2)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------
+# The agent: compiled functions over a leading seed axis.
+
+
+def seed_keys(cfg: Config) -> jax.Array:
+    """[N] keys, key i from seed + i alone, so agent i of a sweep equals a run with that seed."""
+    return jnp.stack([jax.random.key(cfg.train.seed + i) for i in range(cfg.train.num_seeds)])
+
+
+def _fold(key: jax.Array, *data: int) -> jax.Array:
+    for d in data:
+        key = jax.random.fold_in(key, d)
+    return key
+
+
+@functools.cache
+def compiled(cfg: Config):
+    """(init, update, act_explore, act_test): jitted and vmapped over the seed axis."""
+    from planet_jax.planner import act
+    from planet_jax.state import create_train_state
+    from planet_jax.update import scan_updates
+
+    init = jax.jit(jax.vmap(functools.partial(create_train_state, cfg=cfg)))
+    update = jax.jit(jax.vmap(functools.partial(scan_updates, cfg=cfg)), donate_argnums=0)
+    act_explore = jax.jit(jax.vmap(functools.partial(act, cfg=cfg, explore=True)))
+    act_test = jax.jit(jax.vmap(functools.partial(act, cfg=cfg, explore=False)))
+    return init, update, act_explore, act_test
+
+
+# ----------------------------------------------------------------------------------------
+# Collecting episodes.
+
+
+def rollout(
+    envs,
+    seeds: list[int],
+    policy: Callable[[np.ndarray, np.ndarray, int], np.ndarray],
+    action_size: int,
+) -> list[dict[str, np.ndarray]]:
+    """One episode in each environment (reset with `seeds`), in the replay's layout.
+
+    policy(obs [M, ...], prev_action [M, A], t) -> action [M, A].
+    """
+    obs = envs.reset(seeds)
+    m = len(seeds)
+    prev = np.zeros((m, action_size), np.float32)
+    all_obs, all_act, all_rew = [obs], [prev], [np.zeros(m, np.float32)]
+    for t in range(envs.episode_length):
+        action = np.asarray(policy(obs, prev, t), np.float32)
+        obs, reward, done = envs.step(action)
+        all_obs.append(obs)
+        all_act.append(action)
+        all_rew.append(reward)
+        prev = action
+        if done.all():
+            break
+    o, a, r = np.stack(all_obs, 1), np.stack(all_act, 1), np.stack(all_rew, 1)
+    return [{"obs": o[i], "action": a[i], "reward": r[i]} for i in range(m)]
+
+
+class PlannerPolicy:
+    """The planner for N seeds x M environments; keeps the beliefs on device."""
+
+    def __init__(self, act_fn, params, cfg: Config, envs_per_seed: int, key: jax.Array):
+        self.act_fn, self.params, self.cfg = act_fn, params, cfg
+        self.n, self.m = cfg.train.num_seeds, envs_per_seed
+        self.belief = rssm.initial((self.n, self.m), cfg)
+        self.key = key  # [N]
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __call__(self, obs: np.ndarray, prev: np.ndarray, t: int) -> np.ndarray:
+        start = time.perf_counter()
+        n, m = self.n, self.m
+        keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(self.key)
+        action, self.belief = self.act_fn(
+            self.params,
+            self.belief,
+            jnp.asarray(prev).reshape(n, m, -1),
+            jnp.asarray(obs).reshape(n, m, *obs.shape[1:]),
+            keys,
+        )
+        action = np.asarray(action).reshape(n * m, -1)
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+        return action
+
+
+# ----------------------------------------------------------------------------------------
+# The training loop.
+
+
+class Trainer:
+    """Owns the environments, replays, state and logs of one run directory."""
+
+    def __init__(self, cfg: Config, logdir: str, *, progress: bool = True):
+        from planet_jax.checkpoint import Checkpointer
+        from planet_jax.envs import env_seed, make_batch_env
+        from planet_jax.replay import Replay
+
+        self.cfg, self.logdir, self.progress = cfg, logdir, progress
+        t, n = cfg.train, cfg.train.num_seeds
+        self.seeds = [t.seed + i for i in range(n)]
+        self.env_seed = env_seed
+        prepare_logdir(cfg, logdir)
+        self.ckpt = Checkpointer(os.path.join(logdir, "checkpoints"), keep=t.keep_checkpoints)
+        self.init_fn, self.update_fn, self.act_explore, self.act_test = compiled(cfg)
+        self.keys = seed_keys(cfg)
+        e = cfg.env.envs_per_seed
+        # Seeds of these env objects do not matter: every episode resets with its own seed.
+        self.train_envs = make_batch_env(cfg, [env_seed(s, "train", 10**6 + j) for s in self.seeds for j in range(e)])
+        self.test_envs = None
+        self.stop_signal: int | None = None
+
+        steps = self.ckpt.steps()
+        replay_dirs = [os.path.join(logdir, "replay", f"seed-{s}") for s in self.seeds]
+        if steps:
+            target = jax.eval_shape(self.init_fn, self.keys)
+            self.state, meta, step = self.ckpt.restore(target)
+            self.episodes, self.env_steps, self.test_phase = meta["episodes"], meta["env_steps"], meta["test_phase"]
+            self.replays = [
+                Replay.load(d, limit=k, truncate=True)
+                for d, k in zip(replay_dirs, meta["replay_episodes"], strict=True)
+            ]
+            if [len(r) for r in self.replays] != meta["replay_episodes"]:
+                raise RunDirError(
+                    f"checkpoint {step} knows {meta['replay_episodes']} episodes per seed, but only "
+                    f"{[len(r) for r in self.replays]} are intact in {logdir}/replay."
+                )
+            MetricsLog.truncate(logdir, self.episodes)
+            self.resumed_from = step
+        else:
+            self.state = self.init_fn(self.keys)
+            self.episodes = self.env_steps = self.test_phase = 0
+            self.replays = [Replay.load(d, limit=0, truncate=True) for d in replay_dirs]
+            MetricsLog.truncate(logdir, 0)
+            self.resumed_from = None
+        self.metrics = MetricsLog(logdir, purge_step=self.episodes + 1)
+        self.last = {"train_return": float("nan"), "test_return": float("nan"), "updates_per_s": 0.0, "plan_ms": 0.0}
+
+    # -- pieces of one cycle ------------------------------------------------------------
+
+    def _episode_seeds(self, purpose: str, index: int, count: int) -> list[int]:
+        return [self.env_seed(s, purpose, index * count + j) for s in self.seeds for j in range(count)]
+
+    def collect_random(self) -> list[dict]:
+        e = self.cfg.env.envs_per_seed
+        rngs = [np.random.default_rng([s, 1, self.episodes]) for s in self.seeds]
+        a = self.cfg.action_size
+
+        def policy(obs, prev, t):
+            return np.concatenate([rng.uniform(-1, 1, (e, a)) for rng in rngs]).astype(np.float32)
+
+        return rollout(self.train_envs, self._episode_seeds("train", self.episodes, e), policy, a)
+
+    def collect_planner(self) -> tuple[list[dict], PlannerPolicy]:
+        e = self.cfg.env.envs_per_seed
+        keys = jax.vmap(lambda k: _fold(k, 2, self.episodes))(self.keys)
+        policy = PlannerPolicy(self.act_explore, self.state.params, self.cfg, e, keys)
+        episodes = rollout(
+            self.train_envs, self._episode_seeds("train", self.episodes, e), policy, self.cfg.action_size
+        )
+        return episodes, policy
+
+    def train_cycle(self) -> dict:
+        """C gradient updates per seed, in calls of `updates_per_call`; returns mean metrics [N]."""
+        t = self.cfg.train
+        calls = t.train_steps // t.updates_per_call
+        start = time.perf_counter()
+        history = []
+        for call in range(calls):
+            rngs = [np.random.default_rng([s, 3, self.episodes, call]) for s in self.seeds]
+            per_seed = [
+                [replay.sample(rng, t.batch_size, t.chunk_length) for _ in range(t.updates_per_call)]
+                for replay, rng in zip(self.replays, rngs, strict=True)
+            ]
+            batches = {
+                k: np.stack([np.stack([b[k] for b in seed_batches]) for seed_batches in per_seed])
+                for k in ("obs", "action", "reward")
+            }
+            self.state, metrics = self.update_fn(self.state, batches)
+            history.append(metrics)
+        metrics = jax.device_get(history)
+        elapsed = time.perf_counter() - start
+        out = {k: np.mean([np.asarray(m[k]) for m in metrics], axis=(0, 2)) for k in metrics[0]}  # [N]
+        out["update_seconds"] = np.full(len(self.seeds), elapsed)
+        self.last["updates_per_s"] = t.train_steps / elapsed
+        return out
+
+    def test(self) -> np.ndarray:
+        """Noise-free episodes with distinct seeds; returns returns [N, test_episodes]."""
+        from planet_jax.envs import make_batch_env
+
+        k = self.cfg.train.test_episodes
+        if self.test_envs is None:
+            self.test_envs = make_batch_env(
+                self.cfg, [self.env_seed(s, "test", 10**6 + j) for s in self.seeds for j in range(k)]
+            )
+        keys = jax.vmap(lambda key: _fold(key, 4, self.test_phase))(self.keys)
+        policy = PlannerPolicy(self.act_test, self.state.params, self.cfg, k, keys)
+        episodes = rollout(
+            self.test_envs, self._episode_seeds("test", self.test_phase, k), policy, self.cfg.action_size
+        )
+        returns = np.array([ep["reward"].sum() for ep in episodes]).reshape(len(self.seeds), k)
+        self.test_phase += 1
+        return returns
+
+    def save(self) -> None:
+        meta = {
+            "episodes": self.episodes,
+            "env_steps": self.env_steps,
+            "test_phase": self.test_phase,
+            "replay_episodes": [len(r) for r in self.replays],
+            "time": time.time(),
+        }
+        self.ckpt.save(self.episodes, self.state, meta)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _on_signal(self, signum, frame):
+        if self.stop_signal is not None:  # a second Ctrl-C: stop now, without a checkpoint
+            raise KeyboardInterrupt
+        self.stop_signal = signum
+        print(
+            f"\n{signal.Signals(signum).name}: finishing the current episode, then saving a checkpoint "
+            "(press Ctrl-C again to stop at once).",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def run(self) -> dict:
+        from tqdm import tqdm
+
+        t = self.cfg.train
+        handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if self.resumed_from is not None:
+            print(f"resumed {self.logdir} from the checkpoint at episode {self.resumed_from}", flush=True)
+        bar = tqdm(
+            total=t.episodes,
+            initial=self.episodes,
+            unit="ep",
+            disable=not self.progress,
+            dynamic_ncols=True,
+            file=sys.stdout,
+        )
+        run_start = time.time()
+        try:
+            while self.episodes < t.episodes and self.stop_signal is None:
+                self.cycle(bar)
+            interrupted = self.stop_signal is not None
+            if not self.ckpt.steps() or self.ckpt.steps()[-1] != self.episodes:
+                self.save()
+        finally:
+            bar.close()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        return self.finish(run_start, interrupted)
+
+    def cycle(self, bar) -> None:
+        cfg, t = self.cfg, self.cfg.train
+        e, n = cfg.env.envs_per_seed, len(self.seeds)
+        record: dict = {}
+        if self.episodes < t.seed_episodes:
+            episodes = self.collect_random()
+            plan_ms = None
+        else:
+            record.update(self.train_cycle())
+            episodes, policy = self.collect_planner()
+            plan_ms = 1e3 * policy.seconds / max(policy.calls, 1)
+            self.last["plan_ms"] = plan_ms
+        for i, replay in enumerate(self.replays):
+            for ep in episodes[i * e : (i + 1) * e]:
+                replay.add(ep)
+        steps = min((len(episodes[0]["reward"]) - 1) * cfg.action_repeat, cfg.env.episode_steps)
+        self.episodes += e
+        self.env_steps += steps * e
+        returns = np.array([ep["reward"].sum() for ep in episodes]).reshape(n, e)
+        self.last["train_return"] = float(returns.mean())
+        for i, s in enumerate(self.seeds):
+            common = {"episode": self.episodes, "env_steps": self.env_steps, "seed": s}
+            self.metrics.write(
+                {"kind": "train_episode", **common, "return": float(returns[i].mean())}, step=self.episodes
+            )
+            if "loss" in record:
+                update = {k: float(v[i]) for k, v in record.items()}
+                update["plan_ms_per_action"] = plan_ms
+                self.metrics.write({"kind": "update", **common, **update}, step=self.episodes)
+        if self.episodes % t.test_every < e or self.episodes >= t.episodes:
+            test_returns = self.test()
+            for i, s in enumerate(self.seeds):
+                self.metrics.write(
+                    {
+                        "kind": "test",
+                        "episode": self.episodes,
+                        "env_steps": self.env_steps,
+                        "seed": s,
+                        "return": float(test_returns[i].mean()),
+                        "returns": test_returns[i].tolist(),
+                    },
+                    step=self.episodes,
+                )
+            mean, se = mean_and_stderr(test_returns.mean(1))
+            self.last["test_return"] = mean
+            bar.write(
+                f"test  episode {self.episodes:5d}  env steps {self.env_steps:8d}  return {mean:8.1f}"
+                + (f" +- {se:.1f} (s.e., {n} seeds)" if n > 1 else f"  ({t.test_episodes} episodes)")
+            )
+            plot_curves(MetricsLog.read(self.logdir), cfg.env.task, os.path.join(self.logdir, "curve.png"))
+        if self.episodes % t.checkpoint_every < e:
+            self.save()
+        bar.update(e)
+        bar.set_postfix(
+            {
+                "env_steps": self.env_steps,
+                "train_ret": f"{self.last['train_return']:.1f}",
+                "test_ret": f"{self.last['test_return']:.1f}",
+                "updates/s": f"{self.last['updates_per_s']:.2f}",
+                "plan_ms/act": f"{self.last['plan_ms']:.0f}",
+            },
+            refresh=False,
+        )
+
+    def finish(self, run_start: float, interrupted: bool) -> dict:
+        records = MetricsLog.read(self.logdir)
+        plot_curves(records, self.cfg.env.task, os.path.join(self.logdir, "curve.png"))
+        tests = [r for r in records if r["kind"] == "test"]
+        last = [r["return"] for r in tests if r["episode"] == max((x["episode"] for x in tests), default=-1)]
+        summary = {
+            "logdir": os.path.abspath(self.logdir),
+            "episodes": self.episodes,
+            "env_steps": self.env_steps,
+            "interrupted": interrupted,
+            "last_test_return_mean": mean_and_stderr(last)[0] if last else None,
+            "last_test_return_stderr": mean_and_stderr(last)[1] if last else None,
+            "checkpoints": self.ckpt.steps(),
+            "seconds_this_session": time.time() - run_start,
+        }
+        with open(os.path.join(self.logdir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        self.metrics.close()
+        self.ckpt.close()
+        self.train_envs.close()
+        if self.test_envs is not None:
+            self.test_envs.close()
+        what = "interrupted" if interrupted else "done"
+        print(
+            f"{what}: {self.episodes} episodes, {self.env_steps} env steps; last test return "
+            f"{summary['last_test_return_mean']}\n"
+            f"  run directory  {summary['logdir']}\n"
+            f"  config         config.json\n  metrics        metrics.jsonl, tensorboard/\n"
+            f"  curve          curve.png\n  replay         replay/\n  checkpoints    checkpoints/ {summary['checkpoints']}\n"
+            + ("  resume         re-run the same command\n" if interrupted else "")
+            + f"  evaluate       python -m planet_jax.evaluate --logdir {self.logdir}",
+            flush=True,
+        )
+        return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        cfg = C.validate(args.config)
+    except ConfigError as exc:
+        fail(str(exc))
+    try:
+        trainer = Trainer(cfg, args.logdir, progress=args.progress)
+    except (RunDirError, ConfigError) as exc:
+        fail(str(exc))
+    except RuntimeError as exc:  # no GL backend, no intact checkpoint, ...
+        fail(str(exc), code=1)
+    trainer.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
