@@ -94,20 +94,29 @@ def fail(message: str, code: int = 2):
 # Run directory.
 
 
+# Fields a resumed run may change: they set where the run stops, not what it computes.
+RESUMABLE_CHANGES = ("episodes",)
+
+
 def prepare_logdir(cfg: Config, logdir: str) -> None:
-    """Create the run directory, or check that it holds the same config (else refuse)."""
+    """Create the run directory, or check that it holds the same config (else refuse).
+
+    Only `episodes` may differ from the saved config, so that a finished run can be extended.
+    """
     os.makedirs(logdir, exist_ok=True)
     path = os.path.join(logdir, "config.json")
     if os.path.exists(path):
         with open(path) as f:
             saved = C.from_dict(json.load(f))
-        if saved != cfg:
+        same = C.replace(saved, **{name: getattr(cfg.train, name) for name in RESUMABLE_CHANGES})
+        if same != cfg:
             lines = "\n  ".join(C.diff(saved, cfg))
             raise RunDirError(
                 f"{logdir} holds a run with a different config (saved -> given):\n  {lines}\n"
                 "Re-run with the saved values to resume it, or pass a new --logdir to start another run."
             )
-        return
+        if saved == cfg:
+            return
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(C.to_dict(cfg), f, indent=2)

@@ -1,0 +1,194 @@
+"""End-to-end runs of the training and evaluation programs (tiny configs, CPU)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from planet_jax.logger import MetricsLog
+from planet_jax.train import main as train_main
+
+# A state-observation run small enough for the test suite: 6 episodes of cartpole-balance.
+TINY = [
+    "--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--episodes", "6",
+    "--seed-episodes", "2", "--test-every", "2", "--checkpoint-every", "2", "--train-steps", "10",
+    "--episode-steps", "400", "--no-progress",
+]  # fmt: skip
+TIMING_KEYS = {"update_seconds", "plan_ms_per_action", "time"}
+
+
+def _deterministic(records):
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+
+
+def _run_cli(args, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", "planet_jax.train", *args], capture_output=True, text=True, timeout=600, **kwargs
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    logdir = str(tmp_path_factory.mktemp("runs") / "full")
+    assert train_main([*TINY, "--logdir", logdir]) == 0
+    return logdir
+
+
+def test_run_writes_everything(finished_run):
+    d = finished_run
+    for name in ("config.json", "metrics.jsonl", "curve.png", "summary.json"):
+        assert os.path.getsize(os.path.join(d, name)) > 0, name
+    assert sorted(os.listdir(os.path.join(d, "replay", "seed-0"))) == [f"episode-{i:06d}.npz" for i in range(6)]
+    assert sorted(int(s) for s in os.listdir(os.path.join(d, "checkpoints")) if s.isdigit()) == [2, 4, 6]
+    assert any(n.startswith("events") for n in os.listdir(os.path.join(d, "tensorboard")))
+    records = MetricsLog.read(d)
+    kinds = [r["kind"] for r in records]
+    assert kinds.count("train_episode") == 6 and kinds.count("test") == 3 and kinds.count("update") == 4
+    update = next(r for r in records if r["kind"] == "update")
+    for key in (
+        "loss",
+        "image_loss",
+        "reward_loss",
+        "kl_loss",
+        "kl",
+        "prior_entropy",
+        "posterior_entropy",
+        "grad_norm",
+    ):
+        assert np.isfinite(update[key]), key
+    summary = json.load(open(os.path.join(d, "summary.json")))
+    assert summary["episodes"] == 6 and summary["env_steps"] == 6 * 400 and not summary["interrupted"]
+
+
+def test_sigkill_after_a_checkpoint_then_rerun_matches_uninterrupted(finished_run, tmp_path):
+    logdir = str(tmp_path / "killed")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "planet_jax.train", *TINY, "--logdir", logdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ckpt = os.path.join(logdir, "checkpoints", "4")
+    deadline = time.time() + 300
+    while not os.path.exists(os.path.join(ckpt, "commit_success.txt")) and time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail("the run ended before it could be killed")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up
+    proc.wait()
+    assert not os.path.exists(os.path.join(logdir, "checkpoints", "6"))
+    out = _run_cli([*TINY, "--logdir", logdir])
+    assert out.returncode == 0, out.stderr
+    assert "resumed" in out.stdout
+    assert _deterministic(MetricsLog.read(logdir)) == _deterministic(MetricsLog.read(finished_run))
+
+
+def test_sigterm_saves_a_usable_checkpoint(tmp_path):
+    logdir = str(tmp_path / "term")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "planet_jax.train", *TINY, "--episodes", "40", "--logdir", logdir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while not os.path.exists(os.path.join(logdir, "replay", "seed-0", "episode-000002.npz")):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "SIGTERM" in stderr and "interrupted" in stdout
+    summary = json.load(open(os.path.join(logdir, "summary.json")))
+    assert summary["interrupted"] and summary["episodes"] < 40
+    assert summary["checkpoints"][-1] == summary["episodes"]
+    # The checkpoint restores, and the run can be extended past its old end.
+    out = _run_cli([*TINY, "--episodes", str(summary["episodes"] + 1), "--logdir", logdir])
+    assert out.returncode == 0, out.stderr
+    assert f"resumed {logdir} from the checkpoint at episode {summary['episodes']}" in out.stdout
+    assert json.load(open(os.path.join(logdir, "summary.json")))["episodes"] == summary["episodes"] + 1
+
+
+def test_mismatched_config_is_refused(finished_run):
+    out = _run_cli([*TINY, "--logdir", finished_run, "--learning-rate", "3e-4", "--horizon", "4"])
+    assert out.returncode == 2
+    assert "holds a run with a different config" in out.stderr
+    assert "learning_rate: 0.001 -> 0.0003" in out.stderr and "horizon: 6 -> 4" in out.stderr
+
+
+def test_evaluate_restores_and_writes_returns_and_videos(tmp_path):
+    from planet_jax.evaluate import main as evaluate_main
+
+    logdir = str(tmp_path / "pixels")
+    args = ["--preset", "debug", "--task", "cartpole-swingup", "--episodes", "3", "--seed-episodes", "2",
+            "--train-steps", "10", "--episode-steps", "200", "--test-every", "3", "--no-progress"]  # fmt: skip
+    assert train_main([*args, "--logdir", logdir]) == 0
+    assert evaluate_main(["--logdir", logdir, "--episodes", "2", "--openloop-steps", "10"]) == 0
+    out = os.path.join(logdir, "eval", "step-3")
+    result = json.load(open(os.path.join(out, "returns.json")))
+    assert result["step"] == 3 and len(result["returns"]) == 2
+    assert np.isclose(result["mean"], np.mean(result["returns"]))
+    for video in ("episode-0.mp4", "openloop.mp4"):
+        assert os.path.getsize(os.path.join(out, video)) > 1000, video
+    import imageio.v3 as iio
+
+    frames = iio.imread(os.path.join(out, "openloop.mp4"))
+    assert frames.shape[1:] == (3 * 64, 3 * 3 * 64, 3)  # truth | prediction | error, upscaled 3x
+    # A step that does not exist: a clear error listing the steps that do.
+    proc = subprocess.run(
+        [sys.executable, "-m", "planet_jax.evaluate", "--logdir", logdir, "--step", "7"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "no checkpoint at step 7" in proc.stderr and "[2, 3]" in proc.stderr
+
+
+def test_unknown_preset_task_and_bad_override_exit_2_before_anything(tmp_path):
+    logdir = tmp_path / "never"
+    for args, message in (
+        (["--preset", "huge"], "invalid choice: 'huge'"),
+        (["--task", "pong"], "unknown task 'pong'"),
+        (["--num-elites", "2000"], "num_elites must be at most num_candidates (1000)"),
+        (["--learning-rate", "fast"], "--learning-rate"),
+        (["--deter-size", "-3"], "deter_size must be an integer >= 1"),
+    ):
+        out = _run_cli([*args, "--logdir", str(logdir)])
+        assert out.returncode == 2, (args, out.stderr)
+        assert message in out.stderr, (args, out.stderr)
+        assert not logdir.exists()
+
+
+def test_agent_learns_cartpole_balance_from_states(tmp_path):
+    """Learning, not only running: test return reaches 1.5x a random policy's."""
+    from planet_jax.envs import ControlEnv, env_seed
+
+    logdir = str(tmp_path / "learn")
+    args = [
+        "--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--episodes", "12",
+        "--seed-episodes", "4", "--train-steps", "100", "--updates-per-call", "50", "--batch-size", "32",
+        "--chunk-length", "32", "--deter-size", "64", "--stoch-size", "16", "--hidden-size", "64",
+        "--reward-units", "64", "--state-units", "64", "--horizon", "12", "--num-candidates", "300",
+        "--num-elites", "30", "--num-iterations", "6", "--test-every", "4", "--test-episodes", "3",
+        "--no-progress",
+    ]  # fmt: skip
+    assert train_main([*args, "--logdir", logdir]) == 0
+    tests = [r for r in MetricsLog.read(logdir) if r["kind"] == "test"]
+    assert [r["episode"] for r in tests] == [4, 8, 12]
+
+    # The random policy on the same test episodes (same environment seeds).
+    env = ControlEnv("cartpole-balance", seed=0, obs="state")
+    rng = np.random.default_rng(0)
+    random_returns = []
+    for phase in range(3):
+        for j in range(3):
+            env.reset(env_seed(0, "test", phase * 3 + j))
+            total = 0.0
+            for _ in range(env.episode_length):
+                total += env.step(rng.uniform(-1, 1, 1))[1]
+            random_returns.append(total)
+    random_mean = float(np.mean(random_returns))
+    best = max(r["return"] for r in tests[1:])
+    print(f"random policy {random_mean:.1f}; agent test returns {[round(r['return'], 1) for r in tests]}")
+    assert best >= 1.5 * random_mean, (best, random_mean, [r["return"] for r in tests])
