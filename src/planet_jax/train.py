@@ -436,7 +436,7 @@ class Trainer:
         bar.update(e)
         bar.set_postfix(
             {
-                "env_steps": self.env_steps,
+                "env_steps": str(self.env_steps),
                 "train_ret": f"{self.last['train_return']:.1f}",
                 "test_ret": f"{self.last['test_return']:.1f}",
                 "updates/s": f"{self.last['updates_per_s']:.2f}",
