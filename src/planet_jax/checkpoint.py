@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import jax
 import orbax.checkpoint as ocp
@@ -86,6 +87,7 @@ class Checkpointer:
                 )
                 if errors:
                     log.warning("checkpoint: restored step %d after damaged newer ones: %s", s, "; ".join(errors))
+                    self._set_aside([c for c in candidates if c > s])
                 return _from_saveable(out.state), dict(out.meta), s
             except Exception as exc:  # orbax/tensorstore raise many kinds for damaged files
                 message = f"step {s} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
@@ -95,6 +97,13 @@ class Checkpointer:
             f"every checkpoint in {self.directory} is damaged ({'; '.join(errors)}); "
             "refusing to start over in this directory: move it away or pass a new --logdir."
         )
+
+    def _set_aside(self, steps: list[int]) -> None:
+        """Rename damaged checkpoints to `STEP.damaged` so that the run can write those steps again."""
+        for step in steps:
+            path = os.path.join(self.directory, str(step))
+            os.replace(path, f"{path}.damaged-{int(time.time())}")
+        self._manager.reload()
 
     def close(self) -> None:
         self._manager.close()

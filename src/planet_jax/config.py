@@ -199,6 +199,8 @@ class TrainConfig:
     """Save a checkpoint every this many training episodes (and at the end)."""
     keep_checkpoints: int = 3
     """Checkpoints kept on disk (the newest ones)."""
+    skip_nonfinite: bool = False
+    """Skip (and count) updates whose loss or gradients are NaN or Inf, instead of stopping the run."""
 
 
 @dataclass(frozen=True)

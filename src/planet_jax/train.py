@@ -45,6 +45,36 @@ class RunDirError(RuntimeError):
     """The run directory cannot be used for this config."""
 
 
+class NonFiniteError(RuntimeError):
+    """The loss or the gradients became NaN or Inf."""
+
+
+LOSS_TERMS = ("image_loss", "reward_loss", "kl_loss", "loss", "grad_norm")
+
+
+def check_finite(metrics: dict, steps_after: np.ndarray, seeds: list[int], checkpoints: list[int]) -> None:
+    """Raise NonFiniteError naming the first update step and loss term that went non-finite.
+
+    metrics: arrays [N, C] of one update call; steps_after: [N] update counters after it.
+    """
+    finite = np.asarray(metrics["finite"])
+    if finite.all():
+        return
+    seed_index, index = map(int, np.argwhere(~finite)[0])
+    step = int(steps_after[seed_index]) - finite.shape[1] + index + 1
+    terms = [t for t in LOSS_TERMS if not np.isfinite(metrics[t][seed_index, index])]
+    named = ", ".join("gradients" if t == "grad_norm" else t for t in terms)
+    kept = (
+        f"the last good checkpoint (episode {checkpoints[-1]}) is kept"
+        if checkpoints
+        else "no checkpoint was written yet"
+    )
+    raise NonFiniteError(
+        f"non-finite {named} at update step {step} of seed {seeds[seed_index]}; stopping, {kept}. "
+        "Pass --skip-nonfinite to skip such updates instead (they are counted in the metrics)."
+    )
+
+
 # ----------------------------------------------------------------------------------------
 # Command line.
 
@@ -304,10 +334,16 @@ class Trainer:
                 for k in ("obs", "action", "reward")
             }
             self.state, metrics = self.update_fn(self.state, batches)
+            if not t.skip_nonfinite:
+                check_finite(jax.device_get(metrics), np.asarray(self.state.step), self.seeds, self.ckpt.steps())
             history.append(metrics)
-        metrics = jax.device_get(history)
+        metrics = {k: np.concatenate([np.asarray(m[k]) for m in jax.device_get(history)], 1) for k in history[0]}
         elapsed = time.perf_counter() - start
-        out = {k: np.mean([np.asarray(m[k]) for m in metrics], axis=(0, 2)) for k in metrics[0]}  # [N]
+        finite = metrics.pop("finite")  # [N, C]
+        skipped = metrics.pop("skipped").sum(1)
+        # Means over the finite steps (all of them unless skip_nonfinite dropped some).
+        out = {k: np.where(finite, v, 0).sum(1) / np.maximum(finite.sum(1), 1) for k, v in metrics.items()}  # [N]
+        out["skipped_updates"] = skipped
         out["update_seconds"] = np.full(len(self.seeds), elapsed)
         self.last["updates_per_s"] = t.train_steps / elapsed
         return out
@@ -494,7 +530,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(str(exc))
     except RuntimeError as exc:  # no GL backend, no intact checkpoint, ...
         fail(str(exc), code=1)
-    trainer.run()
+    try:
+        trainer.run()
+    except NonFiniteError as exc:
+        fail(str(exc), code=1)
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from planet_jax.config import Config
@@ -20,12 +21,25 @@ from planet_jax.state import TrainState, make_optimizer
 
 
 def train_step(state: TrainState, batch: dict, *, cfg: Config) -> tuple[TrainState, dict]:
-    """One gradient step. batch: obs [B, T, ...], action [B, T, A], reward [B, T]."""
+    """One gradient step. batch: obs [B, T, ...], action [B, T, A], reward [B, T].
+
+    metrics["finite"] says whether the loss and every gradient were finite. With
+    `skip_nonfinite`, a non-finite step leaves parameters and optimizer state unchanged
+    (metrics["skipped"] = 1); otherwise the host stops the run (see `train.check_finite`).
+    """
     key, k_loss = jax.random.split(state.key)
     grads, metrics = jax.grad(world_model_loss, has_aux=True)(state.params, batch, k_loss, cfg=cfg)
     updates, opt_state = make_optimizer(cfg).update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics["grad_norm"] = optax.global_norm(grads)
+    grad_norm = optax.global_norm(grads)
+    finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
+    skipped = jnp.zeros((), jnp.int32)
+    if cfg.train.skip_nonfinite:
+        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+        params = jax.tree.map(keep, params, state.params)
+        opt_state = jax.tree.map(keep, opt_state, state.opt_state)
+        skipped = (~finite).astype(jnp.int32)
+    metrics.update(grad_norm=grad_norm, finite=finite, skipped=skipped)
     return TrainState(params, opt_state, key, state.step + 1), metrics
 
 
