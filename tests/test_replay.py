@@ -86,8 +86,12 @@ def test_load_limit_and_truncate(tmp_path):
         replay.add(make_episode(i, 5))
     assert len(Replay.load(tmp_path, limit=2)) == 2
     assert len(os.listdir(tmp_path)) == 4
-    assert len(Replay.load(tmp_path, limit=2, truncate=True)) == 2
+    loaded = Replay.load(tmp_path)
+    loaded.truncate(2)
+    assert len(loaded) == 2
     assert sorted(os.listdir(tmp_path)) == ["episode-000000.npz", "episode-000001.npz"]
+    loaded.add(make_episode(9, 5))
+    assert sorted(os.listdir(tmp_path))[-1] == "episode-000002.npz"
 
 
 def test_damaged_episode_is_reported_and_intact_ones_kept(tmp_path, caplog):

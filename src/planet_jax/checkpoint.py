@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 
 import jax
 import orbax.checkpoint as ocp
@@ -53,18 +54,32 @@ class Checkpointer:
         return sorted(self._manager.all_steps())
 
     def save(self, step: int, state: TrainState, meta: dict) -> None:
-        """Write a checkpoint for `step` and wait until it is complete."""
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(_to_saveable(state)), meta=ocp.args.JsonSave(meta)),
-            force=True,
-        )
-        self._manager.wait_until_finished()
+        """Write a checkpoint for `step` and wait until it is complete.
 
-    def restore(self, target: TrainState, step: int | None = None) -> tuple[TrainState, dict, int]:
+        A failed write (a full disk, say) raises CheckpointError; orbax only renames a
+        finished checkpoint into place, so the earlier ones stay intact.
+        """
+        try:
+            self._manager.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(_to_saveable(state)), meta=ocp.args.JsonSave(meta)),
+                force=True,
+            )
+            self._manager.wait_until_finished()
+        except Exception as exc:
+            raise CheckpointError(
+                f"could not write the checkpoint of step {step} in {self.directory} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]})"
+            ) from exc
+
+    def restore(
+        self, target: TrainState, step: int | None = None, accept: Callable[[dict], bool] | None = None
+    ) -> tuple[TrainState, dict, int]:
         """Restore (state, meta, step): `step`, or the newest intact checkpoint.
 
         target: a TrainState (or its `jax.eval_shape`) with the structure to restore into.
+        accept: a test of the host counters; checkpoints it rejects are passed over like
+        damaged ones (the trainer rejects those that know more episodes than are intact).
         """
         steps = self.steps()
         if step is not None:
@@ -85,16 +100,21 @@ class Checkpointer:
                     s,
                     args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
                 )
+                if accept is not None and not accept(dict(out.meta)):
+                    raise CheckpointError("it needs episodes that are no longer intact on disk")
                 if errors:
                     log.warning("checkpoint: restored step %d after damaged newer ones: %s", s, "; ".join(errors))
                     self._set_aside([c for c in candidates if c > s])
                 return _from_saveable(out.state), dict(out.meta), s
             except Exception as exc:  # orbax/tensorstore raise many kinds for damaged files
-                message = f"step {s} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+                if isinstance(exc, CheckpointError):
+                    message = f"step {s} is unusable: {exc}"
+                else:
+                    message = f"step {s} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
                 log.warning("checkpoint: %s", message)
                 errors.append(message)
         raise CheckpointError(
-            f"every checkpoint in {self.directory} is damaged ({'; '.join(errors)}); "
+            f"no checkpoint in {self.directory} is usable ({'; '.join(errors)}); "
             "refusing to start over in this directory: move it away or pass a new --logdir."
         )
 

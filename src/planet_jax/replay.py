@@ -80,11 +80,8 @@ class Replay:
             raise ReplayError(f"could not write episode {index} to {path}: {exc}") from exc
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, limit: int | None = None, *, truncate: bool = False) -> Replay:
+    def load(cls, directory: str | os.PathLike, limit: int | None = None) -> Replay:
         """Read the episodes in `directory` in order, the first `limit` of them if given.
-
-        With `truncate`, episode files past the ones kept are deleted: a resumed run
-        rewinds to its checkpoint, and episodes written after it will be collected again.
 
         A damaged or unreadable episode file is reported and stops the load there: the
         intact episodes before it are kept (episode indices stay contiguous), and the
@@ -113,13 +110,17 @@ class Replay:
                 os.replace(path, path + ".damaged")
                 break
             replay.episodes.append(episode)
-        if not truncate:
-            return replay
-        for name in sorted(os.listdir(replay.directory)):
-            m = _FILE.match(name)
-            if m and int(m.group(1)) >= len(replay.episodes):
-                os.remove(os.path.join(replay.directory, name))
         return replay
+
+    def truncate(self, count: int) -> None:
+        """Keep the first `count` episodes; later ones leave memory and disk."""
+        del self.episodes[count:]
+        if self.directory is None:
+            return
+        for name in os.listdir(self.directory):
+            m = _FILE.match(name)
+            if (m and int(m.group(1)) >= count) or name.endswith(".tmp"):
+                os.remove(os.path.join(self.directory, name))
 
     def sample(self, rng: np.random.Generator, batch_size: int, length: int) -> dict[str, np.ndarray]:
         """B chunks of L consecutive entries, each inside one episode.

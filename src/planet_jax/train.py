@@ -90,6 +90,8 @@ class TrainArgs:
     """Run directory; re-running with the same one resumes. Default: runs/TASK-OBS-PRESET-seedSEED."""
     progress: bool = True
     """Show a progress bar."""
+    fresh: bool = False
+    """If LOGDIR already holds a run, start a new one in LOGDIR-1 (or -2, ...) instead of resuming."""
 
 
 def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m planet_jax.train") -> TrainArgs:
@@ -112,6 +114,11 @@ def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m plan
         c = args.config
         name = f"{c.env.task}-{c.env.obs}-{args.preset}-seed{c.train.seed}"
         args = dataclasses.replace(args, logdir=os.path.join("runs", name))
+    if args.fresh and os.path.exists(os.path.join(args.logdir, "config.json")):
+        suffix = 1
+        while os.path.exists(f"{args.logdir}-{suffix}"):
+            suffix += 1
+        args = dataclasses.replace(args, logdir=f"{args.logdir}-{suffix}")
     return args
 
 
@@ -267,29 +274,29 @@ class Trainer:
         self.test_envs = None
         self.stop_signal: int | None = None
 
-        steps = self.ckpt.steps()
         replay_dirs = [os.path.join(logdir, "replay", f"seed-{s}") for s in self.seeds]
-        if steps:
+        # Every intact episode on disk; a damaged file ends its seed's list (and is set aside).
+        self.replays = [Replay.load(d) for d in replay_dirs]
+        intact = [len(r) for r in self.replays]
+        if self.ckpt.steps():
             target = jax.eval_shape(self.init_fn, self.keys)
-            self.state, meta, step = self.ckpt.restore(target)
+            # The newest intact checkpoint whose episodes are all still intact on disk.
+            self.state, meta, step = self.ckpt.restore(
+                target,
+                accept=lambda meta: all(k <= n for k, n in zip(meta["replay_episodes"], intact, strict=True)),
+            )
             self.episodes, self.env_steps, self.test_phase = meta["episodes"], meta["env_steps"], meta["test_phase"]
-            self.replays = [
-                Replay.load(d, limit=k, truncate=True)
-                for d, k in zip(replay_dirs, meta["replay_episodes"], strict=True)
-            ]
-            if [len(r) for r in self.replays] != meta["replay_episodes"]:
-                raise RunDirError(
-                    f"checkpoint {step} knows {meta['replay_episodes']} episodes per seed, but only "
-                    f"{[len(r) for r in self.replays]} are intact in {logdir}/replay."
-                )
-            MetricsLog.truncate(logdir, self.episodes)
+            counts = meta["replay_episodes"]
             self.resumed_from = step
         else:
             self.state = self.init_fn(self.keys)
             self.episodes = self.env_steps = self.test_phase = 0
-            self.replays = [Replay.load(d, limit=0, truncate=True) for d in replay_dirs]
-            MetricsLog.truncate(logdir, 0)
+            counts = [0] * len(self.seeds)
             self.resumed_from = None
+        # Episodes written after the checkpoint will be collected again, identically.
+        for replay, count in zip(self.replays, counts, strict=True):
+            replay.truncate(count)
+        MetricsLog.truncate(logdir, self.episodes)
         self.metrics = MetricsLog(logdir, purge_step=self.episodes + 1)
         self.last = {"train_return": float("nan"), "test_return": float("nan"), "updates_per_s": 0.0, "plan_ms": 0.0}
 
@@ -524,6 +531,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = C.validate(args.config)
     except ConfigError as exc:
         fail(str(exc))
+    from planet_jax.checkpoint import CheckpointError
+    from planet_jax.replay import ReplayError
+
+    if args.fresh:
+        print(f"starting a new run in {args.logdir}", flush=True)
     try:
         trainer = Trainer(cfg, args.logdir, progress=args.progress)
     except (RunDirError, ConfigError) as exc:
@@ -534,6 +546,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         trainer.run()
     except NonFiniteError as exc:
         fail(str(exc), code=1)
+    except (OSError, ReplayError, CheckpointError) as exc:  # a full disk, most likely
+        fail(
+            f"{exc}\nThe checkpoints and episodes written before stay intact: free space (or fix the run "
+            "directory) and re-run the same command to resume from the newest checkpoint.",
+            code=1,
+        )
     return 0
 
 
