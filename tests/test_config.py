@@ -39,10 +39,12 @@ def test_paper_preset_matches_design():
     }
 
 
-def test_config_is_hashable_and_round_trips():
-    cfg = C.preset("debug", "walker-walk")
-    assert hash(cfg) == hash(C.from_dict(C.to_dict(cfg)))
-    assert C.from_dict(C.to_dict(cfg)) == cfg
+def test_config_is_hashable_and_round_trips_through_json():
+    import json
+
+    cfg = C.replace(C.preset("debug", "walker-walk"), sweep=("free_nats=1,2",))
+    back = C.from_dict(json.loads(json.dumps(C.to_dict(cfg))))
+    assert back == cfg and hash(back) == hash(cfg)
 
 
 def test_replace_and_diff():

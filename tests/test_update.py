@@ -47,7 +47,7 @@ def test_tiny_model_overfits_a_fixed_batch():
 
 
 def test_vmapped_update_equals_separate_updates():
-    cfg = tiny_config(obs="pixels", updates_per_call=2)
+    cfg = tiny_config(updates_per_call=2)
     keys = jax.random.split(jax.random.key(0), 2)
     states = jax.vmap(functools.partial(create_train_state, cfg=cfg))(keys)
     batches = random_batch(cfg, 4, 8, lead=(2, 2))  # [seed, C, B, L, ...]

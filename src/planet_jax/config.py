@@ -72,6 +72,20 @@ PAPER_SCORES_100: dict[str, float] = {
 
 PRESETS = ("paper", "debug")
 
+# Fields that a sweep may vary inside one compiled program: they set no array shape, so
+# they travel as per-row arrays (in `TrainState.hyper`) instead of static config.
+SWEEPABLE = (
+    "learning_rate",
+    "adam_eps",
+    "grad_clip",
+    "free_nats",
+    "image_scale",
+    "reward_scale",
+    "kl_scale",
+    "overshooting_kl_scale",
+    "exploration_noise",
+)
+
 
 class ConfigError(ValueError):
     """An invalid configuration value; the message is one sentence naming the field."""
@@ -201,6 +215,10 @@ class TrainConfig:
     """Checkpoints kept on disk (the newest ones)."""
     skip_nonfinite: bool = False
     """Skip (and count) updates whose loss or gradients are NaN or Inf, instead of stopping the run."""
+    agent_axis: Literal["auto", "vmap", "map"] = "auto"
+    """How seeds and sweep rows run: `vmap` (batched: fast on GPU/TPU), `map` (one after another: bit-identical to single runs), `auto`: map on CPU, vmap elsewhere."""
+    sweep: tuple[str, ...] = ()
+    """Hyperparameter sweep, e.g. ('learning_rate=1e-3,3e-4', 'free_nats=2,3'): every combination x every seed trains in one program."""
 
 
 @dataclass(frozen=True)
@@ -345,6 +363,8 @@ def from_dict(data: dict[str, dict[str, Any]]) -> Config:
         unknown = set(values) - known
         if unknown:
             raise ConfigError(f"unknown config fields in {group.name}: {', '.join(sorted(unknown))}.")
+        # JSON has no tuples: sequences come back as lists.
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         groups[group.name] = cls(**values)
     return Config(**groups)
 
@@ -360,12 +380,55 @@ def diff(old: Config, new: Config) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------
+# Sweeps.
+
+
+def hyper_values(cfg: Config) -> dict[str, float]:
+    """The sweepable fields' values in `cfg`."""
+    paths = field_paths(cfg)
+    return {name: float(getattr(getattr(cfg, paths[name][0]), name)) for name in SWEEPABLE}
+
+
+def sweep_combos(cfg: Config) -> list[dict[str, float]]:
+    """Every combination of the sweep's values (one empty dict without a sweep), in order."""
+    combos: list[dict[str, float]] = [{}]
+    for entry in cfg.train.sweep:
+        name, _, values = entry.partition("=")
+        name = name.strip().replace("-", "_")
+        if name not in SWEEPABLE or not values:
+            raise ConfigError(
+                f"sweep entries are NAME=V1,V2,... with NAME one of {', '.join(SWEEPABLE)}; got {entry!r}."
+            )
+        try:
+            parsed = [float(v) for v in values.split(",")]
+        except ValueError:
+            raise ConfigError(f"sweep values of {name} must be numbers, got {values!r}.") from None
+        combos = [{**c, name: v} for c in combos for v in parsed]
+    return combos
+
+
+def rows(cfg: Config) -> list[tuple[int, dict[str, float]]]:
+    """The agents of a run: (seed, hyperparameters) for every combination x seed, combination-major."""
+    base = hyper_values(cfg)
+    return [(cfg.train.seed + i, {**base, **combo}) for combo in sweep_combos(cfg) for i in range(cfg.train.num_seeds)]
+
+
+def row_name(cfg: Config, index: int) -> str:
+    """`seed-S`, or `NAME=V,...-seed-S` within a sweep."""
+    seed, hyper = rows(cfg)[index]
+    combo = sweep_combos(cfg)[index // cfg.train.num_seeds]
+    prefix = ",".join(f"{k}={hyper[k]:g}" for k in combo)
+    return f"{prefix}-seed-{seed}" if prefix else f"seed-{seed}"
+
+
+# ----------------------------------------------------------------------------------------
 # Validation.
 
 _CHOICES = {
     "obs": ("pixels", "state"),
     "variant": ("rssm", "ssm", "rnn"),
     "conv_impl": ("auto", "cpu", "xla"),
+    "agent_axis": ("auto", "vmap", "map"),
 }
 # Fields that may be zero (all other integer and float fields must be positive).
 _NON_NEGATIVE = {
@@ -395,6 +458,10 @@ def validate(cfg: Config) -> Config:
         if name in _CHOICES:
             if value not in _CHOICES[name]:
                 raise ConfigError(f"{name} must be one of {', '.join(_CHOICES[name])}, got {value!r}.")
+            continue
+        if expected in (bool, tuple):
+            if not isinstance(value, expected):
+                raise ConfigError(f"{name} must be a {expected.__name__}, got {value!r}.")
             continue
         if name == "task":
             if value not in TASKS:
@@ -432,6 +499,10 @@ def validate(cfg: Config) -> Config:
             f"overshooting_distance must be at most chunk_length ({t.chunk_length}), "
             f"got {cfg.loss.overshooting_distance}."
         )
+    for _, hyper in rows(cfg):
+        for name, value in hyper.items():
+            if value < 0 or (value == 0 and name not in _NON_NEGATIVE) or not math.isfinite(value):
+                raise ConfigError(f"sweep value {name}={value:g} is out of range.")
     if t.train_steps % t.updates_per_call:
         raise ConfigError(f"updates_per_call must divide train_steps ({t.train_steps}), got {t.updates_per_call}.")
     return cfg

@@ -36,7 +36,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--logdir", required=True, help="run directory written by planet_jax.train")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (episodes done); default: the newest")
     p.add_argument("--episodes", type=int, default=10, help="noise-free evaluation episodes (default 10)")
-    p.add_argument("--seed-index", type=int, default=None, help="which agent of a sweep (default: all)")
+    p.add_argument("--seed-index", type=int, default=None, help="which agent (row) of a sweep (default: all)")
     p.add_argument("--videos", type=int, default=1, help="episodes to film per agent (default 1)")
     p.add_argument("--openloop-steps", type=int, default=50, help="prior-only prediction steps in openloop.mp4")
     return p.parse_args(argv)
@@ -44,17 +44,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def load_run(logdir: str, step: int | None):
     """(cfg, state with a seed axis, step) of a run directory's checkpoint."""
-    from planet_jax.train import compiled, seed_keys
+    from planet_jax.train import initial_state
 
     path = os.path.join(logdir, "config.json")
     if not os.path.exists(path):
         raise CheckpointError(f"{logdir} is not a run directory (no config.json).")
     with open(path) as f:
         cfg = C.from_dict(json.load(f))
-    init_fn = compiled(cfg)[0]
     ckpt = Checkpointer(os.path.join(logdir, "checkpoints"))
     try:
-        state, _, step = ckpt.restore(jax.eval_shape(init_fn, seed_keys(cfg)), step)
+        state, _, step = ckpt.restore(jax.eval_shape(initial_state(cfg)), step)
     finally:
         ckpt.close()
     return cfg, state, step
@@ -87,13 +86,14 @@ def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | Non
     from planet_jax.planner import act_jit
 
     cfg, state, step = load_run(logdir, step)
-    n = cfg.train.num_seeds
+    rows = C.rows(cfg)
+    n = len(rows)
     indices = range(n) if seed_index is None else [seed_index]
     if seed_index is not None and not 0 <= seed_index < n:
-        raise CheckpointError(f"--seed-index must be in 0..{n - 1} for this run of {n} seeds, got {seed_index}.")
+        raise CheckpointError(f"--seed-index must be in 0..{n - 1} for this run of {n} agents, got {seed_index}.")
     results = {}
     for i in indices:
-        seed = cfg.train.seed + i
+        seed = rows[i][0]
         params = jax.tree.map(lambda x, i=i: x[i], state.params)
         seeds = [env_seed(seed, "eval", j) for j in range(episodes)]
         envs = BatchEnv([make_env(cfg, s) for s in seeds])
@@ -118,7 +118,7 @@ def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | Non
             if done.all():
                 break
         envs.close()
-        out = os.path.join(logdir, "eval", f"step-{step}") + (f"/seed-{i}" if n > 1 else "")
+        out = os.path.join(logdir, "eval", f"step-{step}") + (f"/{C.row_name(cfg, i)}" if n > 1 else "")
         os.makedirs(out, exist_ok=True)
         for j, f in enumerate(frames):
             write_video(os.path.join(out, f"episode-{j}.mp4"), np.stack(f))

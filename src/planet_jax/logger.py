@@ -39,8 +39,15 @@ class MetricsLog:
         if self._tb is not None and step is not None:
             prefix = record.get("kind", "metrics")
             for key, value in record.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("episode", "seed"):
-                    tag = f"{prefix}/{key}" if "seed" not in record else f"{prefix}/seed{record['seed']}/{key}"
+                if (
+                    isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                    and key not in ("episode", "seed", "row")
+                ):
+                    agent = (
+                        f"{record['combo']}/seed{record['seed']}" if "combo" in record else f"seed{record.get('seed')}"
+                    )
+                    tag = f"{prefix}/{key}" if "seed" not in record else f"{prefix}/{agent}/{key}"
                     self._tb.add_scalar(tag, value, step)
 
     def close(self) -> None:
@@ -104,23 +111,27 @@ def plot_curves(records: Iterable[dict], task: str, path: str, title: str = "") 
     tests = [r for r in records if r.get("kind") == "test"]
     trains = [r for r in records if r.get("kind") == "train_episode"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    combos = sorted({r.get("combo", "") for r in tests + trains})
     for ax, xkey, xlabel in ((axes[0], "episode", "episodes"), (axes[1], "env_steps", "environment steps")):
-        for name, rows, style in (("train", trains, ":"), ("test", tests, "-")):
-            seeds = sorted({r["seed"] for r in rows})
-            for s in seeds:
-                pts = [(r[xkey], r["return"]) for r in rows if r["seed"] == s]
-                if pts and len(seeds) > 1:
-                    ax.plot(*zip(*pts), style, alpha=0.3, lw=1)
-            by_x: dict[float, list[float]] = {}
-            for r in rows:
-                by_x.setdefault(r[xkey], []).append(r["return"])
-            if by_x:
-                xs = sorted(by_x)
-                stats = [mean_and_stderr(by_x[x]) for x in xs]
-                mean = np.array([m for m, _ in stats])
-                se = np.array([e for _, e in stats])
-                ax.plot(xs, mean, style, lw=2, label=f"{name} (mean of {len(seeds)} seed{'s' * (len(seeds) > 1)})")
-                ax.fill_between(xs, mean - se, mean + se, alpha=0.2)
+        for combo in combos:
+            for name, all_rows, style in (("train", trains, ":"), ("test", tests, "-")):
+                rows = [r for r in all_rows if r.get("combo", "") == combo]
+                seeds = sorted({r["seed"] for r in rows})
+                for s in seeds:
+                    pts = [(r[xkey], r["return"]) for r in rows if r["seed"] == s]
+                    if pts and len(seeds) > 1:
+                        ax.plot(*zip(*pts), style, alpha=0.3, lw=1)
+                by_x: dict[float, list[float]] = {}
+                for r in rows:
+                    by_x.setdefault(r[xkey], []).append(r["return"])
+                if by_x:
+                    xs = sorted(by_x)
+                    stats = [mean_and_stderr(by_x[x]) for x in xs]
+                    mean = np.array([m for m, _ in stats])
+                    se = np.array([e for _, e in stats])
+                    label = f"{combo + ' ' if combo else ''}{name} (mean of {len(seeds)} seed{'s' * (len(seeds) > 1)})"
+                    ax.plot(xs, mean, style, lw=2, label=label)
+                    ax.fill_between(xs, mean - se, mean + se, alpha=0.2)
         if task in PAPER_SCORES_1000:
             ax.axhline(PAPER_SCORES_1000[task], color="k", ls="--", lw=1, label="PlaNet paper, 1000 episodes")
         ax.set_xlabel(xlabel)

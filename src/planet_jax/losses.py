@@ -22,6 +22,7 @@ import distrax
 import jax
 import jax.numpy as jnp
 
+from planet_jax import config as C
 from planet_jax import rssm
 from planet_jax.config import Config
 from planet_jax.networks import Modules
@@ -34,13 +35,22 @@ def clipped_kl(kl: jax.Array, free_nats: float) -> jax.Array:
 
 
 def overshooting_kl(
-    cell_params, posts: rssm.State, priors: rssm.State, actions: jax.Array, key: jax.Array, *, cfg: Config
+    cell_params,
+    posts: rssm.State,
+    priors: rssm.State,
+    actions: jax.Array,
+    key: jax.Array,
+    *,
+    cfg: Config,
+    hyper: dict | None = None,
 ) -> jax.Array:
     """The latent-overshooting KL term summed over time: [B].
 
-    posts, priors: States [B, T] from `observe`; actions: [B, T, A].
+    posts, priors: States [B, T] from `observe`; actions: [B, T, A]; hyper: per-agent
+    free_nats and overshooting_kl_scale (default: the config's).
     """
-    D, beta, fn = cfg.loss.overshooting_distance, cfg.loss.overshooting_kl_scale, cfg.loss.free_nats
+    h = hyper if hyper is not None else C.hyper_values(cfg)
+    D, beta, fn = cfg.loss.overshooting_distance, h["overshooting_kl_scale"], h["free_nats"]
     if cfg.stoch_size == 0:  # the deterministic `rnn` has no latent distribution
         return jnp.zeros(actions.shape[:1], actions.dtype)
     one_step = clipped_kl(rssm.kl_divergence(posts, priors), fn).sum(-1)
@@ -70,12 +80,16 @@ def overshooting_kl(
     return (one_step + beta * far.sum(0)) / D
 
 
-def world_model_loss(params, batch: dict, key: jax.Array, *, cfg: Config) -> tuple[jax.Array, dict]:
+def world_model_loss(
+    params, batch: dict, key: jax.Array, *, cfg: Config, hyper: dict | None = None
+) -> tuple[jax.Array, dict]:
     """Negative ELBO of a batch of chunks and its parts.
 
     batch: obs [B, T, *obs_shape] (uint8 frames or float32 states), action [B, T, A],
-    reward [B, T]. Returns (loss, metrics) with every term averaged over the batch.
+    reward [B, T]; hyper: per-agent loss weights and free nats (default: the config's).
+    Returns (loss, metrics) with every term averaged over the batch.
     """
+    h = hyper if hyper is not None else C.hyper_values(cfg)
     k_pre, k_obs, k_os = jax.random.split(key, 3)
     mods = Modules(cfg)
     pixels = cfg.env.obs == "pixels"
@@ -91,13 +105,12 @@ def world_model_loss(params, batch: dict, key: jax.Array, *, cfg: Config) -> tup
     reward_ll = distrax.Normal(reward_mean, 1.0).log_prob(batch["reward"])  # [B, T]
 
     kl = rssm.kl_divergence(posts, priors)  # [B, T]
-    kl_term = overshooting_kl(params["cell"], posts, priors, batch["action"], k_os, cfg=cfg)  # [B]
+    kl_term = overshooting_kl(params["cell"], posts, priors, batch["action"], k_os, cfg=cfg, hyper=h)  # [B]
 
-    lc = cfg.loss
     image_loss = -image_ll.sum(1).mean()
     reward_loss = -reward_ll.sum(1).mean()
     kl_loss = kl_term.mean()
-    loss = lc.image_scale * image_loss + lc.reward_scale * reward_loss + lc.kl_scale * kl_loss
+    loss = h["image_scale"] * image_loss + h["reward_scale"] * reward_loss + h["kl_scale"] * kl_loss
     metrics = {
         "loss": loss,
         "image_loss": image_loss,

@@ -107,6 +107,7 @@ def act(
     prev_action: jax.Array,
     obs: jax.Array,
     key: jax.Array,
+    noise_scale: jax.Array | float | None = None,
     *,
     cfg: Config,
     explore: bool,
@@ -114,8 +115,9 @@ def act(
     """One agent step for N environments: posterior update with the newest frame, then CEM.
 
     belief: State [N] (`rssm.initial((N,), cfg)` at episode start, with prev_action 0);
-    obs: [N, *obs_shape] as stored (uint8 frames). With `explore`, N(0, exploration_noise)
-    is added to the planned action and the result clipped to [-1, 1].
+    obs: [N, *obs_shape] as stored (uint8 frames). With `explore`, N(0, noise_scale) noise
+    (default: the config's exploration_noise) is added to the planned action and the
+    result clipped to [-1, 1].
     Returns (action [N, A], belief [N]).
     """
     k_obs, k_plan, k_noise = jax.random.split(key, 3)
@@ -123,7 +125,8 @@ def act(
     keys = jax.random.split(k_plan, prev_action.shape[0])
     action = jax.vmap(functools.partial(plan, params, cfg=cfg))(belief, keys)
     if explore:
-        noise = cfg.planner.exploration_noise * jax.random.normal(k_noise, action.shape, action.dtype)
+        scale = cfg.planner.exploration_noise if noise_scale is None else noise_scale
+        noise = scale * jax.random.normal(k_noise, action.shape, action.dtype)
         action = jnp.clip(action + noise, -1.0, 1.0)
     return action, belief
 

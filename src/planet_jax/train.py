@@ -165,8 +165,42 @@ def prepare_logdir(cfg: Config, logdir: str) -> None:
 
 
 def seed_keys(cfg: Config) -> jax.Array:
-    """[N] keys, key i from seed + i alone, so agent i of a sweep equals a run with that seed."""
-    return jnp.stack([jax.random.key(cfg.train.seed + i) for i in range(cfg.train.num_seeds)])
+    """[R] keys, one per agent (row) from its seed alone, so an agent of a sweep equals a run with that seed."""
+    return jnp.stack([jax.random.key(seed) for seed, _ in C.rows(cfg)])
+
+
+def row_hyper(cfg: Config) -> dict:
+    """[R] float32 arrays of each agent's sweepable hyperparameters."""
+    rows = C.rows(cfg)
+    return {k: jnp.asarray([h[k] for _, h in rows], jnp.float32) for k in C.SWEEPABLE}
+
+
+def initial_state(cfg: Config):
+    """A fresh TrainState with the [R] agent axis, and its abstract shape for restoring."""
+    init_fn, *_, sharding = compiled(cfg)
+    args = (seed_keys(cfg), row_hyper(cfg))
+    if sharding is not None:
+        args = jax.device_put(args, sharding)
+    return functools.partial(init_fn, *args)
+
+
+def agent_sharding(num_agents: int):
+    """A NamedSharding that splits the leading agent axis over the local devices (None on one device).
+
+    Uses the largest device count that divides the number of agents, and says so when
+    that leaves devices idle.
+    """
+    devices = jax.local_devices()
+    used = max(d for d in range(1, len(devices) + 1) if num_agents % d == 0)
+    if used < len(devices):
+        log.warning(
+            "%d agents do not divide over %d devices: using %d of them (choose a multiple of %d agents to use all)",
+            num_agents, len(devices), used, len(devices),
+        )  # fmt: skip
+    if used == 1:
+        return None
+    mesh = jax.make_mesh((used,), ("agents",), devices=devices[:used], axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("agents"))
 
 
 def _fold(key: jax.Array, *data: int) -> jax.Array:
@@ -176,17 +210,42 @@ def _fold(key: jax.Array, *data: int) -> jax.Array:
 
 
 @functools.cache
+def over_agents(fn, cfg: Config, sharding):
+    """`fn` applied to every agent along the leading axis of all its arguments.
+
+    `vmap` batches the agents into the same kernels (what makes N seeds cheap on a GPU);
+    `map` runs them one after another with the kernels of a single agent, which on a CPU
+    costs the same and makes agent i of a sweep bit-identical to a run of agent i alone.
+    With several devices, each device maps over its own share of the agents (`shard_map`).
+    """
+    mode = cfg.train.agent_axis
+    if mode == "auto":
+        mode = "map" if jax.default_backend() == "cpu" else "vmap"
+    if mode == "vmap":
+        inner = jax.vmap(fn)
+    else:
+        inner = lambda *args: jax.lax.map(lambda a: fn(*a), args)  # noqa: E731
+    if sharding is None:
+        return inner
+    spec = jax.sharding.PartitionSpec("agents")
+    # No collectives: every device works on its own agents, so replication checks are moot.
+    return jax.shard_map(inner, mesh=sharding.mesh, in_specs=spec, out_specs=spec, check_vma=False)
+
+
+@functools.cache
 def compiled(cfg: Config):
-    """(init, update, act_explore, act_test): jitted and vmapped over the seed axis."""
+    """(init, update, act_explore, act_test, sharding): jitted over the agent axis (see `over_agents`)."""
     from planet_jax.planner import act
     from planet_jax.state import create_train_state
     from planet_jax.update import scan_updates
 
-    init = jax.jit(jax.vmap(functools.partial(create_train_state, cfg=cfg)))
-    update = jax.jit(jax.vmap(functools.partial(scan_updates, cfg=cfg)), donate_argnums=0)
-    act_explore = jax.jit(jax.vmap(functools.partial(act, cfg=cfg, explore=True)))
-    act_test = jax.jit(jax.vmap(functools.partial(act, cfg=cfg, explore=False)))
-    return init, update, act_explore, act_test
+    sharding = agent_sharding(len(C.rows(cfg)))
+    over = functools.partial(over_agents, cfg=cfg, sharding=sharding)
+    init = jax.jit(over(functools.partial(create_train_state, cfg=cfg)))  # (keys [R], hyper [R])
+    update = jax.jit(over(functools.partial(scan_updates, cfg=cfg)), donate_argnums=0)
+    act_explore = jax.jit(over(functools.partial(act, cfg=cfg, explore=True)))
+    act_test = jax.jit(over(functools.partial(act, cfg=cfg, explore=False)))
+    return init, update, act_explore, act_test, sharding
 
 
 # ----------------------------------------------------------------------------------------
@@ -223,11 +282,13 @@ def rollout(
 class PlannerPolicy:
     """The planner for N seeds x M environments; keeps the beliefs on device."""
 
-    def __init__(self, act_fn, params, cfg: Config, envs_per_seed: int, key: jax.Array):
-        self.act_fn, self.params, self.cfg = act_fn, params, cfg
-        self.n, self.m = cfg.train.num_seeds, envs_per_seed
-        self.belief = rssm.initial((self.n, self.m), cfg)
-        self.key = key  # [N]
+    def __init__(self, act_fn, state, cfg: Config, envs_per_seed: int, key: jax.Array, put=lambda x: x):
+        self.act_fn, self.params, self.cfg = act_fn, state.params, cfg
+        self.noise_scale = state.hyper["exploration_noise"]  # [R]
+        self.put = put
+        self.n, self.m = len(C.rows(cfg)), envs_per_seed
+        self.belief = put(rssm.initial((self.n, self.m), cfg))
+        self.key = put(key)  # [N]
         self.seconds = 0.0
         self.calls = 0
 
@@ -238,9 +299,10 @@ class PlannerPolicy:
         action, self.belief = self.act_fn(
             self.params,
             self.belief,
-            jnp.asarray(prev).reshape(n, m, -1),
-            jnp.asarray(obs).reshape(n, m, *obs.shape[1:]),
+            self.put(prev.reshape(n, m, -1)),
+            self.put(obs.reshape(n, m, *obs.shape[1:])),
             keys,
+            self.noise_scale,
         )
         action = np.asarray(action).reshape(n * m, -1)
         self.seconds += time.perf_counter() - start
@@ -261,12 +323,14 @@ class Trainer:
         from planet_jax.replay import Replay
 
         self.cfg, self.logdir, self.progress = cfg, logdir, progress
-        t, n = cfg.train, cfg.train.num_seeds
-        self.seeds = [t.seed + i for i in range(n)]
+        t = cfg.train
+        self.rows = C.rows(cfg)
+        self.seeds = [seed for seed, _ in self.rows]
+        self.sweep = bool(t.sweep)
         self.env_seed = env_seed
         prepare_logdir(cfg, logdir)
         self.ckpt = Checkpointer(os.path.join(logdir, "checkpoints"), keep=t.keep_checkpoints)
-        self.init_fn, self.update_fn, self.act_explore, self.act_test = compiled(cfg)
+        _, self.update_fn, self.act_explore, self.act_test, self.sharding = compiled(cfg)
         self.keys = seed_keys(cfg)
         e = cfg.env.envs_per_seed
         # Seeds of these env objects do not matter: every episode resets with its own seed.
@@ -274,12 +338,22 @@ class Trainer:
         self.test_envs = None
         self.stop_signal: int | None = None
 
-        replay_dirs = [os.path.join(logdir, "replay", f"seed-{s}") for s in self.seeds]
+        replay_dirs = [os.path.join(logdir, "replay", C.row_name(cfg, r)) for r in range(len(self.rows))]
+        if self.sweep:
+            with open(os.path.join(logdir, "rows.json"), "w") as f:
+                json.dump(
+                    [
+                        {"row": r, "name": C.row_name(cfg, r), "seed": seed, **hyper}
+                        for r, (seed, hyper) in enumerate(self.rows)
+                    ],
+                    f,
+                    indent=2,
+                )
         # Every intact episode on disk; a damaged file ends its seed's list (and is set aside).
         self.replays = [Replay.load(d) for d in replay_dirs]
         intact = [len(r) for r in self.replays]
         if self.ckpt.steps():
-            target = jax.eval_shape(self.init_fn, self.keys)
+            target = jax.eval_shape(initial_state(cfg))
             # The newest intact checkpoint whose episodes are all still intact on disk.
             self.state, meta, step = self.ckpt.restore(
                 target,
@@ -289,16 +363,31 @@ class Trainer:
             counts = meta["replay_episodes"]
             self.resumed_from = step
         else:
-            self.state = self.init_fn(self.keys)
+            self.state = initial_state(cfg)()
             self.episodes = self.env_steps = self.test_phase = 0
             counts = [0] * len(self.seeds)
             self.resumed_from = None
+        self.state = self.put(self.state)
         # Episodes written after the checkpoint will be collected again, identically.
         for replay, count in zip(self.replays, counts, strict=True):
             replay.truncate(count)
         MetricsLog.truncate(logdir, self.episodes)
         self.metrics = MetricsLog(logdir, purge_step=self.episodes + 1)
         self.last = {"train_return": float("nan"), "test_return": float("nan"), "updates_per_s": 0.0, "plan_ms": 0.0}
+
+    def put(self, tree):
+        """Place arrays with a leading agent axis on the devices (split over them if several)."""
+        if self.sharding is None:
+            return tree
+        return jax.device_put(tree, self.sharding)
+
+    def row_fields(self, i: int) -> dict:
+        """What identifies agent i in the metrics: its seed, and within a sweep its combination."""
+        seed, hyper = self.rows[i]
+        if not self.sweep:
+            return {"seed": seed}
+        combo = C.sweep_combos(self.cfg)[i // self.cfg.train.num_seeds]
+        return {"seed": seed, "row": i, "combo": ",".join(f"{k}={hyper[k]:g}" for k in combo), **combo}
 
     # -- pieces of one cycle ------------------------------------------------------------
 
@@ -318,7 +407,7 @@ class Trainer:
     def collect_planner(self) -> tuple[list[dict], PlannerPolicy]:
         e = self.cfg.env.envs_per_seed
         keys = jax.vmap(lambda k: _fold(k, 2, self.episodes))(self.keys)
-        policy = PlannerPolicy(self.act_explore, self.state.params, self.cfg, e, keys)
+        policy = PlannerPolicy(self.act_explore, self.state, self.cfg, e, keys, self.put)
         episodes = rollout(
             self.train_envs, self._episode_seeds("train", self.episodes, e), policy, self.cfg.action_size
         )
@@ -340,7 +429,7 @@ class Trainer:
                 k: np.stack([np.stack([b[k] for b in seed_batches]) for seed_batches in per_seed])
                 for k in ("obs", "action", "reward")
             }
-            self.state, metrics = self.update_fn(self.state, batches)
+            self.state, metrics = self.update_fn(self.state, self.put(batches))
             if not t.skip_nonfinite:
                 check_finite(jax.device_get(metrics), np.asarray(self.state.step), self.seeds, self.ckpt.steps())
             history.append(metrics)
@@ -365,7 +454,7 @@ class Trainer:
                 self.cfg, [self.env_seed(s, "test", 10**6 + j) for s in self.seeds for j in range(k)]
             )
         keys = jax.vmap(lambda key: _fold(key, 4, self.test_phase))(self.keys)
-        policy = PlannerPolicy(self.act_test, self.state.params, self.cfg, k, keys)
+        policy = PlannerPolicy(self.act_test, self.state, self.cfg, k, keys, self.put)
         episodes = rollout(
             self.test_envs, self._episode_seeds("test", self.test_phase, k), policy, self.cfg.action_size
         )
@@ -444,8 +533,8 @@ class Trainer:
         self.env_steps += steps * e
         returns = np.array([ep["reward"].sum() for ep in episodes]).reshape(n, e)
         self.last["train_return"] = float(returns.mean())
-        for i, s in enumerate(self.seeds):
-            common = {"episode": self.episodes, "env_steps": self.env_steps, "seed": s}
+        for i in range(len(self.rows)):
+            common = {"episode": self.episodes, "env_steps": self.env_steps, **self.row_fields(i)}
             self.metrics.write(
                 {"kind": "train_episode", **common, "return": float(returns[i].mean())}, step=self.episodes
             )
@@ -455,13 +544,13 @@ class Trainer:
                 self.metrics.write({"kind": "update", **common, **update}, step=self.episodes)
         if self.episodes % t.test_every < e or self.episodes >= t.episodes:
             test_returns = self.test()
-            for i, s in enumerate(self.seeds):
+            for i in range(len(self.rows)):
                 self.metrics.write(
                     {
                         "kind": "test",
                         "episode": self.episodes,
                         "env_steps": self.env_steps,
-                        "seed": s,
+                        **self.row_fields(i),
                         "return": float(test_returns[i].mean()),
                         "returns": test_returns[i].tolist(),
                     },

@@ -28,8 +28,8 @@ def train_step(state: TrainState, batch: dict, *, cfg: Config) -> tuple[TrainSta
     (metrics["skipped"] = 1); otherwise the host stops the run (see `train.check_finite`).
     """
     key, k_loss = jax.random.split(state.key)
-    grads, metrics = jax.grad(world_model_loss, has_aux=True)(state.params, batch, k_loss, cfg=cfg)
-    updates, opt_state = make_optimizer(cfg).update(grads, state.opt_state, state.params)
+    grads, metrics = jax.grad(world_model_loss, has_aux=True)(state.params, batch, k_loss, cfg=cfg, hyper=state.hyper)
+    updates, opt_state = make_optimizer(cfg, state.hyper).update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     grad_norm = optax.global_norm(grads)
     finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
@@ -40,7 +40,7 @@ def train_step(state: TrainState, batch: dict, *, cfg: Config) -> tuple[TrainSta
         opt_state = jax.tree.map(keep, opt_state, state.opt_state)
         skipped = (~finite).astype(jnp.int32)
     metrics.update(grad_norm=grad_norm, finite=finite, skipped=skipped)
-    return TrainState(params, opt_state, key, state.step + 1), metrics
+    return state.replace(params=params, opt_state=opt_state, key=key, step=state.step + 1), metrics
 
 
 def scan_updates(state: TrainState, batches: dict, *, cfg: Config) -> tuple[TrainState, dict]:

@@ -1,0 +1,108 @@
+"""Seeds and hyperparameter sweeps in one program, sharded over devices."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from planet_jax import config as C
+from planet_jax.logger import MetricsLog
+
+TINY = ["--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--episodes", "4", "--seed-episodes", "2",
+        "--test-every", "2", "--test-episodes", "2", "--train-steps", "10", "--episode-steps", "200",
+        "--no-progress"]  # fmt: skip
+TIMING = {"update_seconds", "plan_ms_per_action"}
+AGENT = {"seed", "row", "combo", "learning_rate", "free_nats"}
+
+
+def _run(logdir, *extra, env=None):
+    out = subprocess.run(
+        [sys.executable, "-m", "planet_jax.train", *TINY, "--logdir", str(logdir), *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    return MetricsLog.read(str(logdir))
+
+
+def _agent(records, **match):
+    rows = [r for r in records if all(r.get(k) == v for k, v in match.items())]
+    return [{k: v for k, v in r.items() if k not in TIMING | AGENT} for r in rows]
+
+
+def test_seed_i_of_a_sweep_equals_a_single_run_with_seed_i(tmp_path):
+    sweep = _run(tmp_path / "three", "--num-seeds", "3")
+    assert {r["seed"] for r in sweep} == {0, 1, 2}
+    for seed in (0, 2):
+        single = _run(tmp_path / f"single{seed}", "--seed", str(seed))
+        assert _agent(sweep, seed=seed) == _agent(single), seed  # exactly, update and act
+    assert _agent(sweep, seed=0) != _agent(sweep, seed=1)
+
+
+def test_learning_rate_sweep_equals_separate_runs(tmp_path):
+    sweep = _run(tmp_path / "sweep", "--sweep", "learning_rate=1e-3,3e-4")
+    assert sorted(os.listdir(tmp_path / "sweep" / "replay")) == [
+        "learning_rate=0.0003-seed-0",
+        "learning_rate=0.001-seed-0",
+    ]
+    for lr in (1e-3, 3e-4):
+        single = _run(tmp_path / f"lr{lr}", "--learning-rate", str(lr))
+        assert _agent(sweep, learning_rate=lr) == _agent(single), lr
+    losses = [[r["loss"] for r in sweep if r["kind"] == "update" and r["learning_rate"] == lr] for lr in (1e-3, 3e-4)]
+    assert losses[0] != losses[1]
+
+
+def test_sweep_rows_and_validation():
+    cfg = C.replace(C.preset("debug"), sweep=("learning_rate=1e-3,3e-4", "free_nats=2,3"), num_seeds=2)
+    rows = C.rows(C.validate(cfg))
+    assert len(rows) == 8
+    assert rows[0] == (0, {**C.hyper_values(cfg), "learning_rate": 1e-3, "free_nats": 2.0})
+    assert rows[7] == (1, {**C.hyper_values(cfg), "learning_rate": 3e-4, "free_nats": 3.0})
+    assert C.row_name(cfg, 5) == "learning_rate=0.0003,free_nats=2-seed-1"
+    with pytest.raises(C.ConfigError, match="NAME one of learning_rate"):
+        C.validate(C.replace(cfg, sweep=("horizon=3,4",)))
+    with pytest.raises(C.ConfigError, match="sweep values of free_nats must be numbers"):
+        C.validate(C.replace(cfg, sweep=("free_nats=a,b",)))
+    with pytest.raises(C.ConfigError, match="sweep value learning_rate=-1 is out of range"):
+        C.validate(C.replace(cfg, sweep=("learning_rate=-1",)))
+
+
+def test_agents_sharded_over_four_devices_equal_one_device(tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    sharded = _run(tmp_path / "four", "--num-seeds", "4", env=env)
+    single = _run(tmp_path / "one", "--num-seeds", "4")
+    assert len(sharded) == len(single)
+    for a, b in zip(sharded, single):
+        assert a.keys() == b.keys() and a["kind"] == b["kind"] and a["seed"] == b["seed"]
+        for k in a.keys() - TIMING:
+            # Equal up to float32 rounding: per-device batches of 1 vs one batch of 4.
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-5, err_msg=k) if isinstance(a[k], float) else None
+            assert isinstance(a[k], float) or a[k] == b[k], k
+
+
+def test_agent_count_that_does_not_divide_the_devices_is_handled(tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "planet_jax.train",
+            *TINY,
+            "--episodes",
+            "2",
+            "--num-seeds",
+            "3",
+            "--logdir",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "3 agents do not divide over 4 devices: using 3 of them" in out.stderr
