@@ -74,6 +74,14 @@ def timeit(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 5) -> list[
     return times
 
 
+def time_calls(run: Callable[[], Any], *, warmup: int, repeats: int) -> tuple[float, list[float]]:
+    """(seconds of the first call, which includes compilation; seconds per call after warm-up)."""
+    start = time.perf_counter()
+    run()
+    first = time.perf_counter() - start
+    return first, timeit(run, warmup=warmup, repeats=repeats)
+
+
 def matmul_gflops(size: int | None = None, repeats: int = 5) -> float:
     """The float32 matmul rate of the default device: a large square matmul, median of repeats."""
     import jax
@@ -229,10 +237,7 @@ def bench_update(args) -> list[Record]:
             holder[0], metrics = update(holder[0], batches, cfg=cfg)
             jax.block_until_ready(metrics)
 
-        start = time.perf_counter()
-        run()
-        compile_s = time.perf_counter() - start
-        times = timeit(run, warmup=1, repeats=args.repeats)
+        compile_s, times = time_calls(run, warmup=1, repeats=args.repeats)
         records.append(
             make_record(
                 f"update/{args.preset}/B={batch}",
@@ -291,10 +296,7 @@ def bench_planner(args) -> list[Record]:
             holder[:] = [belief, action, key]
             jax.block_until_ready(action)
 
-        start = time.perf_counter()
-        run()
-        compile_s = time.perf_counter() - start
-        times = timeit(run, warmup=2, repeats=args.repeats)
+        compile_s, times = time_calls(run, warmup=2, repeats=args.repeats)
         records.append(
             make_record(
                 f"planner/{args.preset}/envs={n}",

@@ -37,37 +37,22 @@ def dense(features: int, name: str | None = None) -> nn.Dense:
 
 
 class Conv(nn.Module):
-    """VALID, strided 2-D convolution with an implementation switch (see module doc)."""
+    """VALID, strided 2-D convolution, or with `transpose` the transposed convolution of
+    `flax.linen.ConvTranspose`, with an implementation switch (see module doc)."""
 
     features: int
     kernel_size: int
     stride: int = 2
     impl: str = "auto"
+    transpose: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k = self.kernel_size
         kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        impl = "cpu" if resolve_impl(self.impl) == "cpu" else "conv_xla"
-        return convs.conv(x, kernel, self.stride, impl) + bias
-
-
-class ConvTranspose(nn.Module):
-    """VALID, strided transposed convolution equal to `flax.linen.ConvTranspose`."""
-
-    features: int
-    kernel_size: int
-    stride: int = 2
-    impl: str = "auto"
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        k = self.kernel_size
-        kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        impl = "cpu" if resolve_impl(self.impl) == "cpu" else "deconv_xla"
-        return convs.deconv(x, kernel, self.stride, impl) + bias
+        fn, xla_form = (convs.deconv, "deconv_xla") if self.transpose else (convs.conv, "conv_xla")
+        return fn(x, kernel, self.stride, "cpu" if resolve_impl(self.impl) == "cpu" else xla_form) + bias
 
 
 # ----------------------------------------------------------------------------------------
@@ -110,7 +95,7 @@ class ConvDecoder(nn.Module):
         x = x.reshape(-1, 1, 1, 32 * self.depth)
         layers = ((4 * self.depth, 5), (2 * self.depth, 5), (self.depth, 6), (3, 6))
         for i, (channels, k) in enumerate(layers):
-            x = ConvTranspose(channels, k, 2, self.impl, name=f"deconv{i}")(x)
+            x = Conv(channels, k, 2, self.impl, transpose=True, name=f"deconv{i}")(x)
             if i < len(layers) - 1:
                 x = nn.relu(x)
         return x.reshape(*batch, *x.shape[1:])
