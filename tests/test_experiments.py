@@ -17,7 +17,8 @@ TINY = ["--preset", "debug", "--obs", "state", "--episodes", "4", "--num-seeds",
 
 def test_run_and_table_on_real_run_directories(tmp_path):
     root = tmp_path / "paper"
-    for task in ("cartpole-balance", "reacher-easy"):
+    # One real run, and a copy of it under another task's name: the table has two rows.
+    for task in ("reacher-easy",):
         out = subprocess.run(
             [sys.executable, SCRIPT, "run", "--task", task, "--root", str(root), "--", *TINY],
             capture_output=True,
@@ -25,6 +26,14 @@ def test_run_and_table_on_real_run_directories(tmp_path):
             timeout=600,
         )
         assert out.returncode == 0, out.stderr
+    import json
+    import shutil
+
+    shutil.copytree(root / "reacher-easy", root / "cartpole-balance")
+    cfg_path = root / "cartpole-balance" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["env"]["task"] = "cartpole-balance"
+    cfg_path.write_text(json.dumps(cfg))
     table_path = tmp_path / "table.md"
     out = subprocess.run(
         [sys.executable, SCRIPT, "table", "--root", str(root), "--out", str(table_path), "--milestones", "2,4,1000"],

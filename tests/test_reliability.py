@@ -141,7 +141,7 @@ def test_sigkill_at_several_moments_then_resume_matches(reference_run, tmp_path)
     logdir = tmp_path / "killed"
     rng = np.random.default_rng(0)
     kills = 0
-    for _ in range(6):  # kill at random moments: updates, collection, checkpoint writes
+    for _ in range(4):  # kill at random moments: updates, collection, checkpoint writes
         proc = subprocess.Popen(
             [sys.executable, "-m", "planet_jax.train", *BASE, "--episodes", "8", "--logdir", str(logdir)],
             stdout=subprocess.DEVNULL,

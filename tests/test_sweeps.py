@@ -10,7 +10,7 @@ import pytest
 from planet_jax import config as C
 from planet_jax.logger import MetricsLog
 
-TINY = ["--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--episodes", "4", "--seed-episodes", "2",
+TINY = ["--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--episodes", "3", "--seed-episodes", "2",
         "--test-every", "2", "--test-episodes", "2", "--train-steps", "10", "--episode-steps", "200",
         "--no-progress"]  # fmt: skip
 TIMING = {"update_seconds", "plan_ms_per_action"}
