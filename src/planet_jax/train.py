@@ -52,23 +52,23 @@ class NonFiniteError(RuntimeError):
 LOSS_TERMS = ("image_loss", "reward_loss", "kl_loss", "loss", "grad_norm")
 
 
-def check_finite(metrics: dict, steps_after: np.ndarray, seeds: list[int], checkpoints: list[int]) -> None:
+def check_finite(
+    metrics: dict, steps_after: np.ndarray, seeds: list[int], checkpoints: Callable[[], list[int]]
+) -> None:
     """Raise NonFiniteError naming the first update step and loss term that went non-finite.
 
-    metrics: arrays [N, C] of one update call; steps_after: [N] update counters after it.
+    metrics: arrays [N, C] of one update call; steps_after: [N] update counters after it;
+    checkpoints: lists the saved steps (a disk listing, so it is called only on failure).
     """
     finite = np.asarray(metrics["finite"])
     if finite.all():
         return
     seed_index, index = map(int, np.argwhere(~finite)[0])
     step = int(steps_after[seed_index]) - finite.shape[1] + index + 1
+    saved = checkpoints()
     terms = [t for t in LOSS_TERMS if not np.isfinite(metrics[t][seed_index, index])]
     named = ", ".join("gradients" if t == "grad_norm" else t for t in terms)
-    kept = (
-        f"the last good checkpoint (episode {checkpoints[-1]}) is kept"
-        if checkpoints
-        else "no checkpoint was written yet"
-    )
+    kept = f"the last good checkpoint (episode {saved[-1]}) is kept" if saved else "no checkpoint was written yet"
     raise NonFiniteError(
         f"non-finite {named} at update step {step} of seed {seeds[seed_index]}; stopping, {kept}. "
         "Pass --skip-nonfinite to skip such updates instead (they are counted in the metrics)."
@@ -431,7 +431,7 @@ class Trainer:
             }
             self.state, metrics = self.update_fn(self.state, self.put(batches))
             if not t.skip_nonfinite:
-                check_finite(jax.device_get(metrics), np.asarray(self.state.step), self.seeds, self.ckpt.steps())
+                check_finite(jax.device_get(metrics), np.asarray(self.state.step), self.seeds, self.ckpt.steps)
             history.append(metrics)
         metrics = {k: np.concatenate([np.asarray(m[k]) for m in jax.device_get(history)], 1) for k in history[0]}
         elapsed = time.perf_counter() - start
@@ -505,7 +505,8 @@ class Trainer:
             while self.episodes < t.episodes and self.stop_signal is None:
                 self.cycle(bar)
             interrupted = self.stop_signal is not None
-            if not self.ckpt.steps() or self.ckpt.steps()[-1] != self.episodes:
+            saved = self.ckpt.steps()
+            if not saved or saved[-1] != self.episodes:
                 self.save()
         finally:
             bar.close()
