@@ -1,6 +1,7 @@
 """Seeds and hyperparameter sweeps in one program, sharded over devices."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -71,17 +72,51 @@ def test_sweep_rows_and_validation():
         C.validate(C.replace(cfg, sweep=("learning_rate=-1",)))
 
 
-def test_agents_sharded_over_four_devices_equal_one_device(tmp_path):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    sharded = _run(tmp_path / "four", "--num-seeds", "4", env=env)
-    single = _run(tmp_path / "one", "--num-seeds", "4")
-    assert len(sharded) == len(single)
-    for a, b in zip(sharded, single):
+def _assert_same_run(a_records, b_records):
+    assert len(a_records) == len(b_records)
+    for a, b in zip(a_records, b_records):
         assert a.keys() == b.keys() and a["kind"] == b["kind"] and a["seed"] == b["seed"]
         for k in a.keys() - TIMING:
             # Equal up to float32 rounding: per-device batches of 1 vs one batch of 4.
             np.testing.assert_allclose(a[k], b[k], rtol=1e-5, err_msg=k) if isinstance(a[k], float) else None
             assert isinstance(a[k], float) or a[k] == b[k], k
+
+
+def _distributed(logdir, processes, *extra, devices_each=1):
+    """`processes` local processes of one --distributed run (coordinator on localhost)."""
+    with socket.socket() as s:  # a free port for the coordinator
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_each}")
+    command = [sys.executable, "-m", "planet_jax.train", *TINY, "--logdir", str(logdir), *extra, "--distributed",
+               "--coordinator-address", f"localhost:{port}", "--num-processes", str(processes)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [*command, "--process-id", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+        )
+        for i in range(processes)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    return outs
+
+
+def test_agents_sharded_over_devices_and_processes_equal_one_device(tmp_path):
+    single = _run(tmp_path / "one", "--num-seeds", "4")
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    _assert_same_run(_run(tmp_path / "four", "--num-seeds", "4", env=env), single)
+
+    # Two processes with two devices each: each steps the environments of its 2 agents.
+    outs = _distributed(tmp_path / "dist", 2, "--num-seeds", "4", devices_each=2)
+    _assert_same_run(MetricsLog.read(str(tmp_path / "dist")), single)
+    assert "done: 3 episodes" in outs[0][0] and "done:" not in outs[1][0]  # process 0 reports
+    assert sorted(os.listdir(tmp_path / "dist" / "replay")) == [f"seed-{i}" for i in range(4)]
+    # The checkpoint both processes wrote restores in one process, every agent of it.
+    from planet_jax.evaluate import load_run
+
+    _, state, step = load_run(str(tmp_path / "dist"), None)
+    assert step == 3 and state.step.tolist() == [10] * 4
 
 
 def test_agent_count_that_does_not_divide_the_devices_is_handled(tmp_path):

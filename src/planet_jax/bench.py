@@ -1,4 +1,14 @@
-"""Benchmarks: `python -m planet_jax.bench {envs,update,planner} --preset paper [--json FILE]`.
+"""Benchmarks: `python -m planet_jax.bench {envs,update,planner,sweep,episode,cycle,all} --preset paper [--json FILE]`.
+
+- envs: frames per second of step + render, for a batch of 1, 2, 4 environments;
+- update: seconds per gradient update (`--batch B ...`);
+- planner: milliseconds per action (posterior step + CEM search) for 1 and N environments;
+- sweep: N = 1, 2, 4, 8 agents in one program (`--seeds`): seconds per update step and per
+  acting step of all N, and the speed-up over N separate runs;
+- episode: one collection episode with the planner (exploration noise on), environments
+  and all;
+- cycle: one whole training cycle, C updates + one collection episode, as `train` runs it;
+- all: every case above.
 
 Every figure is a median over repeats after warm-up, with min and max, the device it ran
 on, the analytic FLOP count and achieved rate where there is one, and the float32
@@ -11,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import platform
 import statistics
@@ -118,10 +129,9 @@ def make_record(name, times, *, device, gflop=None, matmul=None, settings=None, 
 
 def bench_envs(args) -> list[Record]:
     """Frames per second of step + render for a batch of 1, 2, 4 environments."""
-    from planet_jax import config as C
     from planet_jax.envs import env_seed, make_batch_env
 
-    cfg = C.preset(args.preset, args.task)
+    cfg = _bench_config(args)
     records = []
     for n in args.envs or [1, 2, 4]:
         batch = make_batch_env(cfg, [env_seed(0, "train", i) for i in range(n)])
@@ -210,7 +220,7 @@ def bench_update(args) -> list[Record]:
     from planet_jax.state import create_train_state
     from planet_jax.update import update
 
-    base = C.preset(args.preset, args.task)
+    base = _bench_config(args)
     device = device_name()
     matmul = matmul_gflops()
     records = []
@@ -269,12 +279,11 @@ def bench_planner(args) -> list[Record]:
     """Milliseconds per action of `act` (posterior step + CEM) for 1 and N environments."""
     import jax
 
-    from planet_jax import config as C
     from planet_jax import rssm
     from planet_jax.networks import init_params
     from planet_jax.planner import act_jit
 
-    cfg = C.validate(C.preset(args.preset, args.task))
+    cfg = _bench_config(args)
     params = init_params(jax.random.key(0), cfg)
     device = device_name()
     matmul = matmul_gflops()
@@ -324,6 +333,196 @@ def bench_planner(args) -> list[Record]:
     return records
 
 
+def _settings(cfg, args, **more) -> dict[str, Any]:
+    return {"preset": args.preset, "task": args.task, "obs": cfg.env.obs, **more}
+
+
+def _bench_config(args, **overrides):
+    """The preset, with the case's command-line overrides (recorded with every figure)."""
+    from planet_jax import config as C
+
+    cfg = C.preset(args.preset, args.task)
+    flags = {
+        "obs": args.obs,
+        "train_steps": args.train_steps,
+        "updates_per_call": args.updates_per_call,
+        "episode_steps": args.episode_steps,
+        "agent_axis": args.agent_axis,
+    }
+    return C.validate(C.replace(cfg, **{k: v for k, v in flags.items() if v is not None}, **overrides))
+
+
+def _random_obs(cfg, shape, rng) -> np.ndarray:
+    if cfg.env.obs == "pixels":
+        return rng.integers(0, 256, (*shape, *cfg.obs_shape), dtype=np.uint8)
+    return rng.normal(size=(*shape, *cfg.obs_shape)).astype(np.float32)
+
+
+def bench_sweep(args) -> list[Record]:
+    """N agents in one compiled program, exactly as `train --num-seeds N` runs them.
+
+    update: one gradient update of every agent (a call of `updates_per_call`, divided);
+    act: one acting step (posterior update + CEM search) of every agent, one env each.
+    speedup = N x (time of one agent) / (time of N agents): N separate runs over one program.
+    """
+    import jax
+
+    from planet_jax import rssm, train
+
+    device = device_name()
+    matmul = matmul_gflops()
+    records: list[Record] = []
+    single: dict[str, float] = {}
+    for n in sorted({1, *(args.seeds or [1, 2, 4, 8])}):
+        cfg = _bench_config(args, num_seeds=n, **({"batch_size": args.batch[0]} if args.batch else {}))
+        _, update_fn, act_fn, _, sharding = train.compiled(cfg)
+        put = functools.partial(jax.device_put, device=sharding)  # (None: the default device)
+        t, k = cfg.train, cfg.train.updates_per_call
+        rng = np.random.default_rng(0)
+        shape = (n, k, t.batch_size, t.chunk_length)
+        batches = put(
+            {
+                "obs": _random_obs(cfg, shape, rng),
+                "action": rng.uniform(-1, 1, (*shape, cfg.action_size)).astype(np.float32),
+                "reward": rng.uniform(0, 1, shape).astype(np.float32),
+            }
+        )
+        holder = [put(train.initial_state(cfg)())]
+
+        def run_update(holder=holder, batches=batches, update_fn=update_fn):
+            holder[0], metrics = update_fn(holder[0], batches)
+            jax.block_until_ready(metrics)
+
+        compile_update, times = time_calls(run_update, warmup=1, repeats=args.repeats)
+        per_update = [x / k for x in times]
+        params, noise = holder[0].params, holder[0].hyper["exploration_noise"]
+        obs = put(_random_obs(cfg, (n, 1), rng))
+        acting = [put(rssm.initial((n, 1), cfg)), put(np.zeros((n, 1, cfg.action_size), np.float32)), 0]
+        keys = put(jax.random.split(jax.random.key(1), n))
+
+        def run_act(acting=acting, params=params, noise=noise, obs=obs, keys=keys, act_fn=act_fn):
+            belief, prev, step = acting
+            action, belief = act_fn(
+                params, belief, prev, obs, jax.vmap(lambda a: jax.random.fold_in(a, step))(keys), noise
+            )
+            acting[:] = [belief, action, step + 1]
+            jax.block_until_ready(action)
+
+        compile_act, act_times = time_calls(run_act, warmup=2, repeats=args.repeats)
+        for what, ts, gflop, first in (
+            ("update", per_update, n * update_gflop(cfg, t.batch_size, t.chunk_length), compile_update),
+            ("act", act_times, n * plan_gflop(cfg), compile_act),
+        ):
+            median = statistics.median(ts)
+            single.setdefault(what, median)
+            extra = {
+                "seconds_per_agent": median / n,
+                "speedup_vs_separate_runs": n * single[what] / median,
+                "cost_vs_one_agent": median / single[what],
+                "first_call_s": first,
+            }
+            if what == "update":
+                extra["cycle_s"] = median * t.train_steps  # C updates, from the measured step
+            records.append(
+                make_record(
+                    f"sweep/{args.preset}/{what}/N={n}",
+                    ts,
+                    device=device,
+                    gflop=gflop,
+                    matmul=matmul,
+                    settings=_settings(
+                        cfg,
+                        args,
+                        agents=n,
+                        agent_axis=train.agent_mode(cfg),
+                        devices=1 if sharding is None else len(sharding.mesh.devices.flat),
+                        batch=t.batch_size,
+                        length=t.chunk_length,
+                        updates_per_call=k,
+                        train_steps=t.train_steps,
+                    ),
+                    extra=extra,
+                )
+            )
+    return records
+
+
+def _trainer(cfg, logdir: str):
+    """A Trainer whose replay already holds one random episode per agent."""
+    from planet_jax.train import Trainer
+
+    trainer = Trainer(cfg, logdir, progress=False)
+    for replay, ep in zip(trainer.replays, trainer.collect_random(), strict=True):  # (one env per agent)
+        replay.add(ep)
+    trainer.episodes += 1
+    return trainer
+
+
+def bench_episode(args) -> list[Record]:
+    """Seconds of one collection episode: planner with exploration noise + env step + render."""
+    import tempfile
+
+    cfg = _bench_config(args, seed_episodes=1)
+    device = device_name()
+    matmul = matmul_gflops()
+    with tempfile.TemporaryDirectory() as logdir:
+        trainer = _trainer(cfg, logdir)
+        first, times = time_calls(trainer.collect_planner, warmup=0, repeats=args.long_repeats)
+        trainer.close()
+    steps = cfg.episode_length
+    return [
+        make_record(
+            f"episode/{args.preset}/{args.task}",
+            times,
+            device=device,
+            gflop=steps * plan_gflop(cfg),
+            matmul=matmul,
+            settings=_settings(cfg, args, agent_steps=steps, episode_steps=cfg.env.episode_steps),
+            extra={"first_call_s": first, "ms_per_agent_step": statistics.median(times) * 1e3 / steps},
+        )
+    ]
+
+
+def bench_cycle(args) -> list[Record]:
+    """Seconds of one training cycle as `train` runs it: C updates, then one collection episode."""
+    import tempfile
+
+    cfg = _bench_config(args, seed_episodes=1)
+    t = cfg.train
+    device = device_name()
+    matmul = matmul_gflops()
+    with tempfile.TemporaryDirectory() as logdir:
+        trainer = _trainer(cfg, logdir)
+
+        def cycle():
+            trainer.train_cycle()
+            trainer.collect_planner()
+
+        first, times = time_calls(cycle, warmup=0, repeats=args.long_repeats)
+        trainer.close()
+    gflop = t.train_steps * update_gflop(cfg, t.batch_size, t.chunk_length) + cfg.episode_length * plan_gflop(cfg)
+    return [
+        make_record(
+            f"cycle/{args.preset}/{args.task}",
+            times,
+            device=device,
+            gflop=gflop,
+            matmul=matmul,
+            settings=_settings(
+                cfg,
+                args,
+                train_steps=t.train_steps,
+                updates_per_call=t.updates_per_call,
+                batch=t.batch_size,
+                length=t.chunk_length,
+                agent_steps=cfg.episode_length,
+                episode_steps=cfg.env.episode_steps,
+            ),
+            extra={"first_call_s": first},
+        )
+    ]
+
+
 def device_name_host() -> str:
     import os
 
@@ -353,6 +552,9 @@ CASES: dict[str, Callable[[argparse.Namespace], list[Record]]] = {
     "envs": bench_envs,
     "update": bench_update,
     "planner": bench_planner,
+    "sweep": bench_sweep,
+    "episode": bench_episode,
+    "cycle": bench_cycle,
 }
 
 
@@ -361,11 +563,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("case", choices=[*CASES, "all"], help="what to measure")
     parser.add_argument("--preset", default="paper", choices=["paper", "debug"])
     parser.add_argument("--task", default="cheetah-run")
+    parser.add_argument("--obs", default=None, choices=["pixels", "state"], help="override the preset's observations")
     parser.add_argument("--json", default=None, help="write the records to this file")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=50, help="env steps per repeat (envs)")
     parser.add_argument("--envs", type=int, nargs="*", default=None, help="batch sizes of environments")
     parser.add_argument("--batch", type=int, nargs="*", default=None, help="batch sizes B of the update")
+    parser.add_argument("--seeds", type=int, nargs="*", default=None, help="agent counts N (sweep; default 1 2 4 8)")
+    parser.add_argument(
+        "--long-repeats", type=int, default=2, help="timed episodes / cycles after the first (default 2)"
+    )
+    parser.add_argument("--train-steps", type=int, default=None, help="override C, updates per cycle (cycle, sweep)")
+    parser.add_argument("--updates-per-call", type=int, default=None, help="override updates per compiled call")
+    parser.add_argument("--episode-steps", type=int, default=None, help="override simulator steps per episode")
+    parser.add_argument("--agent-axis", default=None, choices=["auto", "vmap", "map"], help="override (sweep)")
     return parser.parse_args(argv)
 
 

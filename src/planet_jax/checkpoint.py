@@ -73,13 +73,19 @@ class Checkpointer:
             ) from exc
 
     def restore(
-        self, target: TrainState, step: int | None = None, accept: Callable[[dict], bool] | None = None
+        self,
+        target: TrainState,
+        step: int | None = None,
+        accept: Callable[[dict], bool] | None = None,
+        sharding: jax.sharding.Sharding | None = None,
     ) -> tuple[TrainState, dict, int]:
         """Restore (state, meta, step): `step`, or the newest intact checkpoint.
 
         target: a TrainState (or its `jax.eval_shape`) with the structure to restore into.
         accept: a test of the host counters; checkpoints it rejects are passed over like
         damaged ones (the trainer rejects those that know more episodes than are intact).
+        sharding: where every array goes (its leading agent axis split over the devices,
+        across processes with `--distributed`); default: this process's first device.
         """
         steps = self.steps()
         if step is not None:
@@ -92,7 +98,11 @@ class Checkpointer:
             candidates = steps[::-1]
         if not candidates:
             raise CheckpointError(f"no checkpoint in {self.directory}.")
-        abstract = jax.eval_shape(_to_saveable, target)
+        # Explicit shardings let a checkpoint written on other devices (a GPU, 4 hosts) restore here.
+        sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        abstract = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), jax.eval_shape(_to_saveable, target)
+        )
         errors = []
         for s in candidates:
             try:
@@ -120,9 +130,15 @@ class Checkpointer:
 
     def _set_aside(self, steps: list[int]) -> None:
         """Rename damaged checkpoints to `STEP.damaged` so that the run can write those steps again."""
-        for step in steps:
-            path = os.path.join(self.directory, str(step))
-            os.replace(path, f"{path}.damaged-{int(time.time())}")
+        if jax.process_index() == 0:  # (with several processes, one renames for all)
+            stamp = int(time.time())
+            for step in steps:
+                path = os.path.join(self.directory, str(step))
+                os.replace(path, f"{path}.damaged-{stamp}")
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("checkpoints set aside")
         self._manager.reload()
 
     def close(self) -> None:

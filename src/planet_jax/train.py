@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from planet_jax import config as C
-from planet_jax import rssm
+from planet_jax import distributed, rssm
 from planet_jax.config import Config, ConfigError
 from planet_jax.logger import MetricsLog, mean_and_stderr, plot_curves
 
@@ -92,6 +92,14 @@ class TrainArgs:
     """Show a progress bar."""
     fresh: bool = False
     """If LOGDIR already holds a run, start a new one in LOGDIR-1 (or -2, ...) instead of resuming."""
+    distributed: bool = False
+    """Run as one of several processes (hosts) sharing the agents: see README, "Several hosts"."""
+    coordinator_address: str = ""
+    """With --distributed: HOST:PORT of process 0 (default: $JAX_COORDINATOR_ADDRESS or cluster detection)."""
+    num_processes: int = 0
+    """With --distributed: how many processes (default: $JAX_NUM_PROCESSES or cluster detection)."""
+    process_id: int = -1
+    """With --distributed: this process's index, 0 first (default: $JAX_PROCESS_ID or cluster detection)."""
 
 
 def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m planet_jax.train") -> TrainArgs:
@@ -178,20 +186,30 @@ def row_hyper(cfg: Config) -> dict:
 def initial_state(cfg: Config):
     """A fresh TrainState with the [R] agent axis, and its abstract shape for restoring."""
     init_fn, *_, sharding = compiled(cfg)
-    args = (seed_keys(cfg), row_hyper(cfg))
+    mine = distributed.share(len(C.rows(cfg)))
+    args = jax.tree.map(lambda x: x[mine.start : mine.stop], (seed_keys(cfg), row_hyper(cfg)))
     if sharding is not None:
-        args = jax.device_put(args, sharding)
+        args = distributed.to_global(args, sharding)
     return functools.partial(init_fn, *args)
 
 
 def agent_sharding(num_agents: int):
-    """A NamedSharding that splits the leading agent axis over the local devices (None on one device).
+    """A NamedSharding that splits the leading agent axis over the devices (None on one device).
 
-    Uses the largest device count that divides the number of agents, and says so when
-    that leaves devices idle.
+    One process: uses the largest device count that divides the number of agents, and
+    says so when that leaves devices idle. Several processes (`--distributed`): every
+    device of every process, grouped by process, so the agent count must divide evenly.
     """
-    devices = jax.local_devices()
-    used = max(d for d in range(1, len(devices) + 1) if num_agents % d == 0)
+    devices = distributed.devices()
+    if jax.process_count() > 1:
+        if num_agents % len(devices):
+            raise ConfigError(
+                f"--distributed: {num_agents} agents do not divide over the {len(devices)} devices of "
+                f"{jax.process_count()} processes; choose a multiple of {len(devices)} (--num-seeds, --sweep)."
+            )
+        used = len(devices)
+    else:
+        used = max(d for d in range(1, len(devices) + 1) if num_agents % d == 0)
     if used < len(devices):
         log.warning(
             "%d agents do not divide over %d devices: using %d of them (choose a multiple of %d agents to use all)",
@@ -199,7 +217,7 @@ def agent_sharding(num_agents: int):
         )  # fmt: skip
     if used == 1:
         return None
-    mesh = jax.make_mesh((used,), ("agents",), devices=devices[:used], axis_types=(jax.sharding.AxisType.Auto,))
+    mesh = jax.sharding.Mesh(np.array(devices[:used]), ("agents",), axis_types=(jax.sharding.AxisType.Auto,))
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("agents"))
 
 
@@ -207,6 +225,14 @@ def _fold(key: jax.Array, *data: int) -> jax.Array:
     for d in data:
         key = jax.random.fold_in(key, d)
     return key
+
+
+def agent_mode(cfg: Config) -> str:
+    """`map` or `vmap`: the config's `agent_axis`, with `auto` resolved for the backend."""
+    mode = cfg.train.agent_axis
+    if mode == "auto":
+        mode = "map" if jax.default_backend() == "cpu" else "vmap"
+    return mode
 
 
 @functools.cache
@@ -218,10 +244,7 @@ def over_agents(fn, cfg: Config, sharding):
     costs the same and makes agent i of a sweep bit-identical to a run of agent i alone.
     With several devices, each device maps over its own share of the agents (`shard_map`).
     """
-    mode = cfg.train.agent_axis
-    if mode == "auto":
-        mode = "map" if jax.default_backend() == "cpu" else "vmap"
-    if mode == "vmap":
+    if agent_mode(cfg) == "vmap":
         inner = jax.vmap(fn)
     else:
         inner = lambda *args: jax.lax.map(lambda a: fn(*a), args)  # noqa: E731
@@ -280,13 +303,16 @@ def rollout(
 
 
 class PlannerPolicy:
-    """The planner for N seeds x M environments; keeps the beliefs on device."""
+    """The planner for N seeds x M environments; keeps the beliefs on device.
+
+    N counts this process's agents; `put` makes their host arrays global (see `distributed`).
+    """
 
     def __init__(self, act_fn, state, cfg: Config, envs_per_seed: int, key: jax.Array, put=lambda x: x):
         self.act_fn, self.params, self.cfg = act_fn, state.params, cfg
         self.noise_scale = state.hyper["exploration_noise"]  # [R]
         self.put = put
-        self.n, self.m = len(C.rows(cfg)), envs_per_seed
+        self.n, self.m = len(distributed.share(len(C.rows(cfg)))), envs_per_seed
         self.belief = put(rssm.initial((self.n, self.m), cfg))
         self.key = put(key)  # [N]
         self.seconds = 0.0
@@ -304,7 +330,7 @@ class PlannerPolicy:
             keys,
             self.noise_scale,
         )
-        action = np.asarray(action).reshape(n * m, -1)
+        action = distributed.to_local(action).reshape(n * m, -1)
         self.seconds += time.perf_counter() - start
         self.calls += 1
         return action
@@ -314,8 +340,23 @@ class PlannerPolicy:
 # The training loop.
 
 
+class _NoLog:
+    """The metrics log of processes other than 0: they leave the shared files to it."""
+
+    def write(self, record: dict, *, step: int | None = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class Trainer:
-    """Owns the environments, replays, state and logs of one run directory."""
+    """Owns the environments, replays, state and logs of one run directory.
+
+    With several processes (`--distributed`), every process builds a Trainer for the same
+    run directory; each steps the environments and keeps the replays of its own share of
+    the agents (`self.mine`), and process 0 alone writes the config, logs and summary.
+    """
 
     def __init__(self, cfg: Config, logdir: str, *, progress: bool = True):
         from planet_jax.checkpoint import Checkpointer
@@ -325,21 +366,30 @@ class Trainer:
         self.cfg, self.logdir, self.progress = cfg, logdir, progress
         t = cfg.train
         self.rows = C.rows(cfg)
-        self.seeds = [seed for seed, _ in self.rows]
+        self.seeds = [seed for seed, _ in self.rows]  # of every agent
+        self.primary = distributed.is_primary()
+        _, self.update_fn, self.act_explore, self.act_test, self.sharding = compiled(cfg)
+        self.mine = distributed.share(len(self.rows))  # the agents this process steps
+        self.my_seeds = self.seeds[self.mine.start : self.mine.stop]
         self.sweep = bool(t.sweep)
         self.env_seed = env_seed
-        prepare_logdir(cfg, logdir)
+        if self.primary:
+            prepare_logdir(cfg, logdir)
+        distributed.sync("config written")
+        if not self.primary:
+            prepare_logdir(cfg, logdir)  # only checks: process 0 wrote it
         self.ckpt = Checkpointer(os.path.join(logdir, "checkpoints"), keep=t.keep_checkpoints)
-        _, self.update_fn, self.act_explore, self.act_test, self.sharding = compiled(cfg)
-        self.keys = seed_keys(cfg)
+        self.keys = seed_keys(cfg)[self.mine.start : self.mine.stop]
         e = cfg.env.envs_per_seed
         # Seeds of these env objects do not matter: every episode resets with its own seed.
-        self.train_envs = make_batch_env(cfg, [env_seed(s, "train", 10**6 + j) for s in self.seeds for j in range(e)])
+        self.train_envs = make_batch_env(
+            cfg, [env_seed(s, "train", 10**6 + j) for s in self.my_seeds for j in range(e)]
+        )
         self.test_envs = None
         self.stop_signal: int | None = None
 
-        replay_dirs = [os.path.join(logdir, "replay", C.row_name(cfg, r)) for r in range(len(self.rows))]
-        if self.sweep:
+        replay_dirs = [os.path.join(logdir, "replay", C.row_name(cfg, r)) for r in self.mine]
+        if self.sweep and self.primary:
             with open(os.path.join(logdir, "rows.json"), "w") as f:
                 json.dump(
                     [
@@ -351,35 +401,41 @@ class Trainer:
                 )
         # Every intact episode on disk; a damaged file ends its seed's list (and is set aside).
         self.replays = [Replay.load(d) for d in replay_dirs]
-        intact = [len(r) for r in self.replays]
+        intact = distributed.gather(np.array([len(r) for r in self.replays])).tolist()  # of every agent
         if self.ckpt.steps():
             target = jax.eval_shape(initial_state(cfg))
             # The newest intact checkpoint whose episodes are all still intact on disk.
             self.state, meta, step = self.ckpt.restore(
                 target,
                 accept=lambda meta: all(k <= n for k, n in zip(meta["replay_episodes"], intact, strict=True)),
+                sharding=self.sharding,
             )
             self.episodes, self.env_steps, self.test_phase = meta["episodes"], meta["env_steps"], meta["test_phase"]
-            counts = meta["replay_episodes"]
+            counts = meta["replay_episodes"][self.mine.start : self.mine.stop]
             self.resumed_from = step
         else:
             self.state = initial_state(cfg)()
             self.episodes = self.env_steps = self.test_phase = 0
-            counts = [0] * len(self.seeds)
+            counts = [0] * len(self.replays)
             self.resumed_from = None
-        self.state = self.put(self.state)
+        if jax.process_count() == 1:
+            self.state = self.put(self.state)  # (several processes: already global)
         # Episodes written after the checkpoint will be collected again, identically.
         for replay, count in zip(self.replays, counts, strict=True):
             replay.truncate(count)
-        MetricsLog.truncate(logdir, self.episodes)
-        self.metrics = MetricsLog(logdir, purge_step=self.episodes + 1)
+        if self.primary:
+            MetricsLog.truncate(logdir, self.episodes)
+            self.metrics = MetricsLog(logdir, purge_step=self.episodes + 1)
+        else:
+            self.metrics = _NoLog()
         self.last = {"train_return": float("nan"), "test_return": float("nan"), "updates_per_s": 0.0, "plan_ms": 0.0}
 
     def put(self, tree):
-        """Place arrays with a leading agent axis on the devices (split over them if several)."""
+        """This process's agents' arrays [n, ...] -> on the devices (split over them if several;
+        global arrays over all processes with `--distributed`)."""
         if self.sharding is None:
             return tree
-        return jax.device_put(tree, self.sharding)
+        return distributed.to_global(tree, self.sharding)
 
     def row_fields(self, i: int) -> dict:
         """What identifies agent i in the metrics: its seed, and within a sweep its combination."""
@@ -392,11 +448,11 @@ class Trainer:
     # -- pieces of one cycle ------------------------------------------------------------
 
     def _episode_seeds(self, purpose: str, index: int, count: int) -> list[int]:
-        return [self.env_seed(s, purpose, index * count + j) for s in self.seeds for j in range(count)]
+        return [self.env_seed(s, purpose, index * count + j) for s in self.my_seeds for j in range(count)]
 
     def collect_random(self) -> list[dict]:
         e = self.cfg.env.envs_per_seed
-        rngs = [np.random.default_rng([s, 1, self.episodes]) for s in self.seeds]
+        rngs = [np.random.default_rng([s, 1, self.episodes]) for s in self.my_seeds]
         a = self.cfg.action_size
 
         def policy(obs, prev, t):
@@ -414,13 +470,13 @@ class Trainer:
         return episodes, policy
 
     def train_cycle(self) -> dict:
-        """C gradient updates per seed, in calls of `updates_per_call`; returns mean metrics [N]."""
+        """C gradient updates per seed, in calls of `updates_per_call`; returns mean metrics [R] of every agent."""
         t = self.cfg.train
         calls = t.train_steps // t.updates_per_call
         start = time.perf_counter()
         history = []
         for call in range(calls):
-            rngs = [np.random.default_rng([s, 3, self.episodes, call]) for s in self.seeds]
+            rngs = [np.random.default_rng([s, 3, self.episodes, call]) for s in self.my_seeds]
             per_seed = [
                 [replay.sample(rng, t.batch_size, t.chunk_length) for _ in range(t.updates_per_call)]
                 for replay, rng in zip(self.replays, rngs, strict=True)
@@ -431,9 +487,11 @@ class Trainer:
             }
             self.state, metrics = self.update_fn(self.state, self.put(batches))
             if not t.skip_nonfinite:
-                check_finite(jax.device_get(metrics), np.asarray(self.state.step), self.seeds, self.ckpt.steps)
+                # Every process sees every agent's metrics, so all of them stop together.
+                finite, steps = distributed.gather((metrics, self.state.step))
+                check_finite(finite, steps, self.seeds, self.ckpt.steps)
             history.append(metrics)
-        metrics = {k: np.concatenate([np.asarray(m[k]) for m in jax.device_get(history)], 1) for k in history[0]}
+        metrics = {k: np.concatenate([m[k] for m in distributed.gather(history)], 1) for k in history[0]}
         elapsed = time.perf_counter() - start
         finite = metrics.pop("finite")  # [N, C]
         skipped = metrics.pop("skipped").sum(1)
@@ -445,29 +503,29 @@ class Trainer:
         return out
 
     def test(self) -> np.ndarray:
-        """Noise-free episodes with distinct seeds; returns returns [N, test_episodes]."""
+        """Noise-free episodes with distinct seeds; returns returns [R, test_episodes] of every agent."""
         from planet_jax.envs import make_batch_env
 
         k = self.cfg.train.test_episodes
         if self.test_envs is None:
             self.test_envs = make_batch_env(
-                self.cfg, [self.env_seed(s, "test", 10**6 + j) for s in self.seeds for j in range(k)]
+                self.cfg, [self.env_seed(s, "test", 10**6 + j) for s in self.my_seeds for j in range(k)]
             )
         keys = jax.vmap(lambda key: _fold(key, 4, self.test_phase))(self.keys)
         policy = PlannerPolicy(self.act_test, self.state, self.cfg, k, keys, self.put)
         episodes = rollout(
             self.test_envs, self._episode_seeds("test", self.test_phase, k), policy, self.cfg.action_size
         )
-        returns = np.array([ep["reward"].sum() for ep in episodes]).reshape(len(self.seeds), k)
+        returns = np.array([ep["reward"].sum() for ep in episodes]).reshape(len(self.my_seeds), k)
         self.test_phase += 1
-        return returns
+        return distributed.gather(returns)
 
     def save(self) -> None:
         meta = {
             "episodes": self.episodes,
             "env_steps": self.env_steps,
             "test_phase": self.test_phase,
-            "replay_episodes": [len(r) for r in self.replays],
+            "replay_episodes": distributed.gather(np.array([len(r) for r in self.replays])).tolist(),
             "time": time.time(),
         }
         self.ckpt.save(self.episodes, self.state, meta)
@@ -485,26 +543,36 @@ class Trainer:
             flush=True,
         )
 
+    def stopping(self) -> bool:
+        """Whether a signal asked to stop (in any process: they all stop at the same episode)."""
+        if jax.process_count() == 1:
+            return self.stop_signal is not None
+        return bool(distributed.gather(np.array([self.stop_signal is not None])).any())
+
+    def say(self, message: str) -> None:
+        if self.primary:
+            print(message, flush=True)
+
     def run(self) -> dict:
         from tqdm import tqdm
 
         t = self.cfg.train
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         if self.resumed_from is not None:
-            print(f"resumed {self.logdir} from the checkpoint at episode {self.resumed_from}", flush=True)
+            self.say(f"resumed {self.logdir} from the checkpoint at episode {self.resumed_from}")
         bar = tqdm(
             total=t.episodes,
             initial=self.episodes,
             unit="ep",
-            disable=not self.progress,
+            disable=not (self.progress and self.primary),
             dynamic_ncols=True,
             file=sys.stdout,
         )
         run_start = time.time()
         try:
-            while self.episodes < t.episodes and self.stop_signal is None:
+            while self.episodes < t.episodes and not self.stopping():
                 self.cycle(bar)
-            interrupted = self.stop_signal is not None
+            interrupted = self.stopping()
             saved = self.ckpt.steps()
             if not saved or saved[-1] != self.episodes:
                 self.save()
@@ -516,7 +584,7 @@ class Trainer:
 
     def cycle(self, bar) -> None:
         cfg, t = self.cfg, self.cfg.train
-        e, n = cfg.env.envs_per_seed, len(self.seeds)
+        e, n = cfg.env.envs_per_seed, len(self.seeds)  # n: agents in all processes
         record: dict = {}
         if self.episodes < t.seed_episodes:
             episodes = self.collect_random()
@@ -532,7 +600,7 @@ class Trainer:
         steps = min((len(episodes[0]["reward"]) - 1) * cfg.action_repeat, cfg.env.episode_steps)
         self.episodes += e
         self.env_steps += steps * e
-        returns = np.array([ep["reward"].sum() for ep in episodes]).reshape(n, e)
+        returns = distributed.gather(np.array([ep["reward"].sum() for ep in episodes]).reshape(-1, e))  # [n, e]
         self.last["train_return"] = float(returns.mean())
         for i in range(len(self.rows)):
             common = {"episode": self.episodes, "env_steps": self.env_steps, **self.row_fields(i)}
@@ -559,11 +627,12 @@ class Trainer:
                 )
             mean, se = mean_and_stderr(test_returns.mean(1))
             self.last["test_return"] = mean
-            bar.write(
-                f"test  episode {self.episodes:5d}  env steps {self.env_steps:8d}  return {mean:8.1f}"
-                + (f" +- {se:.1f} (s.e., {n} seeds)" if n > 1 else f"  ({t.test_episodes} episodes)")
-            )
-            plot_curves(MetricsLog.read(self.logdir), cfg.env.task, os.path.join(self.logdir, "curve.png"))
+            if self.primary:
+                bar.write(
+                    f"test  episode {self.episodes:5d}  env steps {self.env_steps:8d}  return {mean:8.1f}"
+                    + (f" +- {se:.1f} (s.e., {n} seeds)" if n > 1 else f"  ({t.test_episodes} episodes)")
+                )
+                plot_curves(MetricsLog.read(self.logdir), cfg.env.task, os.path.join(self.logdir, "curve.png"))
         if self.episodes % t.checkpoint_every < e:
             self.save()
         bar.update(e)
@@ -578,7 +647,20 @@ class Trainer:
             refresh=False,
         )
 
+    def close(self) -> None:
+        """Release the log, checkpoint manager and environments."""
+        self.metrics.close()
+        self.ckpt.close()
+        self.train_envs.close()
+        if self.test_envs is not None:
+            self.test_envs.close()
+
     def finish(self, run_start: float, interrupted: bool) -> dict:
+        checkpoints = self.ckpt.steps()
+        self.close()
+        distributed.sync("run finished")
+        if not self.primary:
+            return {"logdir": os.path.abspath(self.logdir), "episodes": self.episodes, "checkpoints": checkpoints}
         records = MetricsLog.read(self.logdir)
         plot_curves(records, self.cfg.env.task, os.path.join(self.logdir, "curve.png"))
         tests = [r for r in records if r["kind"] == "test"]
@@ -590,16 +672,12 @@ class Trainer:
             "interrupted": interrupted,
             "last_test_return_mean": mean_and_stderr(last)[0] if last else None,
             "last_test_return_stderr": mean_and_stderr(last)[1] if last else None,
-            "checkpoints": self.ckpt.steps(),
+            "checkpoints": checkpoints,
+            "processes": jax.process_count(),
             "seconds_this_session": time.time() - run_start,
         }
         with open(os.path.join(self.logdir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
-        self.metrics.close()
-        self.ckpt.close()
-        self.train_envs.close()
-        if self.test_envs is not None:
-            self.test_envs.close()
         what = "interrupted" if interrupted else "done"
         print(
             f"{what}: {self.episodes} episodes, {self.env_steps} env steps; last test return "
@@ -621,10 +699,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = C.validate(args.config)
     except ConfigError as exc:
         fail(str(exc))
+    if args.distributed:
+        if args.fresh:
+            fail(
+                "--fresh cannot be combined with --distributed (the processes could pick different directories); "
+                "pass a new --logdir instead"
+            )
+        try:
+            distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
+        except RuntimeError as exc:
+            fail(str(exc), code=1)
     from planet_jax.checkpoint import CheckpointError
     from planet_jax.replay import ReplayError
 
-    if args.fresh:
+    if args.fresh and distributed.is_primary():
         print(f"starting a new run in {args.logdir}", flush=True)
     try:
         trainer = Trainer(cfg, args.logdir, progress=args.progress)

@@ -1,0 +1,42 @@
+"""The benchmark suite runs end to end and writes the shared record for every case."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+KEYS = {"name", "device", "median_s", "min_s", "max_s", "gflop", "achieved_gflops", "matmul_gflops"}
+
+
+def test_bench_all_writes_every_case(tmp_path):
+    path = tmp_path / "all.json"
+    command = [sys.executable, "-m", "planet_jax.bench", "all", "--preset", "debug", "--task", "cartpole-balance",
+               "--obs", "state", "--json", str(path), "--repeats", "2", "--long-repeats", "1", "--steps", "5",
+               "--envs", "1", "--seeds", "1", "2", "--episode-steps", "200", "--train-steps", "4",
+               "--updates-per-call", "2"]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    records = {r["name"]: r for r in json.loads(path.read_text())}
+    assert set(records) == {
+        "envs/cartpole-balance/n=1",
+        "update/debug/B=8",
+        "planner/debug/envs=1",
+        "sweep/debug/update/N=1",
+        "sweep/debug/act/N=1",
+        "sweep/debug/update/N=2",
+        "sweep/debug/act/N=2",
+        "episode/debug/cartpole-balance",
+        "cycle/debug/cartpole-balance",
+    }
+    for r in records.values():
+        assert KEYS <= r.keys(), r["name"]
+        assert r["device"].startswith(("cpu", "host")) and 0 < r["min_s"] <= r["median_s"] <= r["max_s"]
+    for what in ("update", "act"):
+        one, two = records[f"sweep/debug/{what}/N=1"], records[f"sweep/debug/{what}/N=2"]
+        assert two["agents"] == 2 and two["agent_axis"] == "map"
+        assert two["speedup_vs_separate_runs"] == pytest.approx(2 * one["median_s"] / two["median_s"])
+    cycle = records["cycle/debug/cartpole-balance"]
+    assert (cycle["train_steps"], cycle["agent_steps"], cycle["episode_steps"]) == (4, 25, 200)
+    assert records["episode/debug/cartpole-balance"]["ms_per_agent_step"] > 0
+    assert "device: cpu" in out.stdout
