@@ -55,19 +55,19 @@ def run(args, extra: list[str]) -> int:
 
 
 def read_run(logdir: str) -> dict | None:
-    """Test returns of a run directory: {'task', 'seeds': {seed: [(episode, env_steps, return)]}}."""
+    """Test returns of a run directory: {'task', 'obs', 'seeds': {seed: [(episode, env_steps, return)]}}."""
     from planet_jax.logger import MetricsLog
 
     path = os.path.join(logdir, "config.json")
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        task = json.load(f)["env"]["task"]
+        env = json.load(f)["env"]
     seeds: dict[int, list] = {}
     for r in MetricsLog.read(logdir):
         if r.get("kind") == "test":
             seeds.setdefault(r["seed"], []).append((r["episode"], r["env_steps"], r["return"]))
-    return {"task": task, "logdir": logdir, "seeds": seeds}
+    return {"task": env["task"], "obs": env["obs"], "logdir": logdir, "seeds": seeds}
 
 
 def at_episode(points: list, episode: int) -> float | None:
@@ -80,7 +80,7 @@ def summarise(runs: list[dict], milestones=MILESTONES) -> list[dict]:
     """One row per task: mean and standard error over seeds at each milestone."""
     rows = []
     for run_ in runs:
-        row = {"task": run_["task"], "logdir": run_["logdir"], "seeds": len(run_["seeds"])}
+        row = {"task": run_["task"], "obs": run_["obs"], "logdir": run_["logdir"], "seeds": len(run_["seeds"])}
         last = max((p[0] for pts in run_["seeds"].values() for p in pts), default=0)
         row["episodes"] = last
         for m in milestones:
@@ -103,10 +103,10 @@ def markdown(rows: list[dict], milestones=MILESTONES) -> str:
     def paper(table, task):
         return f"{table[task]:.0f}" if task in table else "-"
 
-    head = ["task", "seeds", "episodes run", *[f"{m} episodes" for m in milestones], "PlaNet ~100", "PlaNet 1000"]
+    head = ["task", "obs", "seeds", "episodes run", *[f"{m} episodes" for m in milestones], "PlaNet ~100", "PlaNet 1000"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
-        cells = [r["task"], str(r["seeds"]), str(r["episodes"]), *[cell(r.get(m)) for m in milestones]]
+        cells = [r["task"], r["obs"], str(r["seeds"]), str(r["episodes"]), *[cell(r.get(m)) for m in milestones]]
         cells += [paper(PAPER_SCORES_100, r["task"]), paper(PAPER_SCORES_1000, r["task"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -138,7 +138,7 @@ def plot(runs: list[dict], path: str) -> None:
             ax.plot([1000], [PAPER_SCORES_1000[task]], "k*", ms=10, label="PlaNet, 1000 episodes")
         if task in PAPER_SCORES_100:
             ax.plot([100], [PAPER_SCORES_100[task]], "kx", ms=8, label="PlaNet, ~100 episodes")
-        ax.set_title(task)
+        ax.set_title(f"{task} ({run_['obs']})")
         ax.set_xlabel("episodes")
         ax.set_ylabel("test return")
         ax.grid(alpha=0.3)

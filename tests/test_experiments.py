@@ -49,11 +49,11 @@ def test_run_and_table_on_real_run_directories(tmp_path):
         assert {r["seed"] for r in tests} == {0, 1}
         row = next(line for line in text.splitlines() if line.startswith(f"| {task} |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[1] == "2" and cells[2] == "4"
-        for milestone, cell in ((2, cells[3]), (4, cells[4])):
+        assert cells[1:4] == ["state", "2", "4"]
+        for milestone, cell in ((2, cells[4]), (4, cells[5])):
             values = [r["return"] for r in tests if r["episode"] == milestone]
             mean, se = np.mean(values), np.std(values, ddof=1) / np.sqrt(2)
             assert cell == f"{mean:.0f} +- {se:.0f}"
-        assert cells[5] == "-"  # not run to 1000 episodes
+        assert cells[6] == "-"  # not run to 1000 episodes
     assert "| reacher-easy |" in text and text.count("\n") == 4
     assert "| 20 | 832 |" in next(line for line in text.splitlines() if "reacher-easy" in line)

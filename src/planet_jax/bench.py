@@ -585,8 +585,10 @@ def main(argv=None) -> int:
     cases = list(CASES) if args.case == "all" else [args.case]
     records: list[Record] = []
     for case in cases:
-        records += CASES[case](args)
-    _print(records)
+        print(f"-- {case}", flush=True)
+        found = CASES[case](args)
+        _print(found)  # as each case finishes: `all` takes a while
+        records += found
     if args.json:
         with open(args.json, "w") as f:
             json.dump([r.to_json() for r in records], f, indent=2)
