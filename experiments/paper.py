@@ -120,8 +120,12 @@ def plot(runs: list[dict], path: str) -> None:
 
     from planet_jax.config import PAPER_SCORES_100, PAPER_SCORES_1000
 
-    fig, axes = plt.subplots(1, max(len(runs), 1), figsize=(4 * max(len(runs), 1), 3.2), squeeze=False)
-    for ax, run_ in zip(axes[0], runs, strict=False):
+    cols = min(max(len(runs), 1), 4)
+    rows = -(-max(len(runs), 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(runs) :]:
+        ax.axis("off")
+    for ax, run_ in zip(axes.flat, runs, strict=False):
         by_episode: dict[int, list[float]] = {}
         for pts in run_["seeds"].values():
             for episode, _, value in pts:
@@ -134,10 +138,11 @@ def plot(runs: list[dict], path: str) -> None:
         ax.plot(xs, mean, lw=2, label=f"planet_jax ({len(run_['seeds'])} seeds)")
         ax.fill_between(xs, mean - se, mean + se, alpha=0.25)
         task = run_["task"]
+        # Published scores as lines, so that short runs keep a readable x axis.
         if task in PAPER_SCORES_1000:
-            ax.plot([1000], [PAPER_SCORES_1000[task]], "k*", ms=10, label="PlaNet, 1000 episodes")
+            ax.axhline(PAPER_SCORES_1000[task], color="k", ls="--", lw=1, label="PlaNet, 1000 episodes")
         if task in PAPER_SCORES_100:
-            ax.plot([100], [PAPER_SCORES_100[task]], "kx", ms=8, label="PlaNet, ~100 episodes")
+            ax.axhline(PAPER_SCORES_100[task], color="k", ls=":", lw=1, label="PlaNet, ~100 episodes")
         ax.set_title(f"{task} ({run_['obs']})")
         ax.set_xlabel("episodes")
         ax.set_ylabel("test return")
