@@ -103,7 +103,15 @@ def markdown(rows: list[dict], milestones=MILESTONES) -> str:
     def paper(table, task):
         return f"{table[task]:.0f}" if task in table else "-"
 
-    head = ["task", "obs", "seeds", "episodes run", *[f"{m} episodes" for m in milestones], "PlaNet ~100", "PlaNet 1000"]
+    head = [
+        "task",
+        "obs",
+        "seeds",
+        "episodes run",
+        *[f"{m} episodes" for m in milestones],
+        "PlaNet ~100",
+        "PlaNet 1000",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         cells = [r["task"], r["obs"], str(r["seeds"]), str(r["episodes"]), *[cell(r.get(m)) for m in milestones]]
