@@ -7,8 +7,8 @@ import pytest
 from helpers import tiny_config
 from planet_jax import config as C
 from planet_jax import rssm
-from planet_jax.networks import init_params
-from planet_jax.planner import act, cem, plan
+from planet_jax.networks import Modules, init_params
+from planet_jax.planner import act, cem, plan, score_sequences
 
 H, A = 8, 2
 TARGET = jnp.asarray(np.random.default_rng(0).uniform(-0.8, 0.8, (H, A)), jnp.float32)
@@ -47,6 +47,20 @@ def _agent(obs="state", **overrides):
     cfg = tiny_config(obs=obs, **overrides)
     params = init_params(jax.random.key(0), cfg)
     return cfg, params
+
+
+def test_scores_equal_reward_summed_over_an_imagined_rollout():
+    cfg = tiny_config()
+    params = init_params(jax.random.key(0), cfg)
+    belief = jax.tree.map(lambda x: x[0] + 0.3, rssm.initial((1,), cfg))
+    actions = jax.random.uniform(jax.random.key(1), (6, cfg.planner.horizon, cfg.action_size), minval=-1, maxval=1)
+    key = jax.random.key(2)
+    start = jax.tree.map(lambda x: jnp.broadcast_to(x, (6, *x.shape)), belief)
+    states = rssm.imagine(params["cell"], start, actions, key, cfg=cfg)  # [J, H]
+    expected = Modules(cfg).reward.apply({"params": params["reward"]}, states.features).sum(-1)
+    scores = jax.jit(score_sequences, static_argnames="cfg")(params, belief, actions, key, cfg=cfg)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
+    assert len(set(np.asarray(scores).tolist())) == 6  # the candidates differ
 
 
 def test_batched_act_equals_per_environment_calls():
