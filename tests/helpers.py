@@ -4,6 +4,18 @@ import numpy as np
 
 from planet_jax import config as C
 
+# What every gradient update reports (per step, and averaged per cycle in metrics.jsonl).
+UPDATE_METRICS = (
+    "loss",
+    "image_loss",
+    "reward_loss",
+    "kl_loss",
+    "kl",
+    "prior_entropy",
+    "posterior_entropy",
+    "grad_norm",
+)
+
 
 def tiny_config(obs="state", task="cartpole-balance", **overrides):
     cfg = C.replace(C.preset("debug", task), obs=obs)

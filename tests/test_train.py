@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from helpers import UPDATE_METRICS
 from planet_jax.logger import MetricsLog
 from planet_jax.train import main as train_main
 
@@ -50,16 +51,7 @@ def test_run_writes_everything(finished_run):
     kinds = [r["kind"] for r in records]
     assert kinds.count("train_episode") == 6 and kinds.count("test") == 3 and kinds.count("update") == 4
     update = next(r for r in records if r["kind"] == "update")
-    for key in (
-        "loss",
-        "image_loss",
-        "reward_loss",
-        "kl_loss",
-        "kl",
-        "prior_entropy",
-        "posterior_entropy",
-        "grad_norm",
-    ):
+    for key in UPDATE_METRICS:
         assert np.isfinite(update[key]), key
     summary = json.load(open(os.path.join(d, "summary.json")))
     assert summary["episodes"] == 6 and summary["env_steps"] == 6 * 400 and not summary["interrupted"]

@@ -227,20 +227,7 @@ def bench_update(args) -> list[Record]:
     for batch in args.batch or [base.train.batch_size]:
         cfg = C.validate(C.replace(base, batch_size=batch))
         length = cfg.train.chunk_length
-        rng = np.random.default_rng(0)
-        shape = (1, batch, length)
-        obs = (
-            rng.integers(0, 256, (*shape, *cfg.obs_shape), dtype=np.uint8)
-            if cfg.env.obs == "pixels"
-            else rng.normal(size=(*shape, *cfg.obs_shape)).astype(np.float32)
-        )
-        batches = jax.device_put(
-            {
-                "obs": obs,
-                "action": rng.uniform(-1, 1, (*shape, cfg.action_size)).astype(np.float32),
-                "reward": rng.uniform(0, 1, shape).astype(np.float32),
-            }
-        )
+        batches = jax.device_put(_random_batch(cfg, (1, batch, length), np.random.default_rng(0)))
         holder = [create_train_state(jax.random.key(0), cfg=cfg)]
 
         def run(holder=holder, batches=batches, cfg=cfg):
@@ -255,14 +242,7 @@ def bench_update(args) -> list[Record]:
                 device=device,
                 gflop=update_gflop(cfg, batch, length),
                 matmul=matmul,
-                settings={
-                    "preset": args.preset,
-                    "task": args.task,
-                    "obs": cfg.env.obs,
-                    "batch": batch,
-                    "length": length,
-                    "conv_impl": cfg.model.conv_impl,
-                },
+                settings=_settings(cfg, args, batch=batch, length=length, conv_impl=cfg.model.conv_impl),
                 extra={"first_call_s": compile_s},
             )
         )
@@ -289,13 +269,7 @@ def bench_planner(args) -> list[Record]:
     matmul = matmul_gflops()
     records = []
     for n in sorted({1, *(args.envs or [4])}):
-        rng = np.random.default_rng(0)
-        obs = (
-            rng.integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8)
-            if cfg.env.obs == "pixels"
-            else rng.normal(size=(n, *cfg.obs_shape)).astype(np.float32)
-        )
-        obs = jax.device_put(obs)
+        obs = jax.device_put(_random_obs(cfg, (n,), np.random.default_rng(0)))
         holder = [rssm.initial((n,), cfg), jax.numpy.zeros((n, cfg.action_size)), jax.random.key(1)]
 
         def run(holder=holder, obs=obs):
@@ -313,16 +287,15 @@ def bench_planner(args) -> list[Record]:
                 device=device,
                 gflop=n * plan_gflop(cfg),
                 matmul=matmul,
-                settings={
-                    "preset": args.preset,
-                    "task": args.task,
-                    "obs": cfg.env.obs,
-                    "envs": n,
-                    "horizon": cfg.planner.horizon,
-                    "iterations": cfg.planner.num_iterations,
-                    "candidates": cfg.planner.num_candidates,
-                    "elites": cfg.planner.num_elites,
-                },
+                settings=_settings(
+                    cfg,
+                    args,
+                    envs=n,
+                    horizon=cfg.planner.horizon,
+                    iterations=cfg.planner.num_iterations,
+                    candidates=cfg.planner.num_candidates,
+                    elites=cfg.planner.num_elites,
+                ),
                 extra={
                     "ms_per_action": statistics.median(times) * 1e3,
                     "ms_per_env_action": statistics.median(times) * 1e3 / n,
@@ -353,9 +326,19 @@ def _bench_config(args, **overrides):
 
 
 def _random_obs(cfg, shape, rng) -> np.ndarray:
+    """[*shape, *obs_shape] observations as stored (uint8 frames or float32 states)."""
     if cfg.env.obs == "pixels":
         return rng.integers(0, 256, (*shape, *cfg.obs_shape), dtype=np.uint8)
     return rng.normal(size=(*shape, *cfg.obs_shape)).astype(np.float32)
+
+
+def _random_batch(cfg, shape, rng) -> dict[str, np.ndarray]:
+    """A batch in the replay's layout with leading axes `shape` (..., B, L)."""
+    return {
+        "obs": _random_obs(cfg, shape, rng),
+        "action": rng.uniform(-1, 1, (*shape, cfg.action_size)).astype(np.float32),
+        "reward": rng.uniform(0, 1, shape).astype(np.float32),
+    }
 
 
 def bench_sweep(args) -> list[Record]:
@@ -379,15 +362,8 @@ def bench_sweep(args) -> list[Record]:
         put = functools.partial(jax.device_put, device=sharding)  # (None: the default device)
         t, k = cfg.train, cfg.train.updates_per_call
         rng = np.random.default_rng(0)
-        shape = (n, k, t.batch_size, t.chunk_length)
-        batches = put(
-            {
-                "obs": _random_obs(cfg, shape, rng),
-                "action": rng.uniform(-1, 1, (*shape, cfg.action_size)).astype(np.float32),
-                "reward": rng.uniform(0, 1, shape).astype(np.float32),
-            }
-        )
-        holder = [put(train.initial_state(cfg)())]
+        batches = put(_random_batch(cfg, (n, k, t.batch_size, t.chunk_length), rng))
+        holder = [train.initial_state(cfg)()]  # (already on the agents' devices)
 
         def run_update(holder=holder, batches=batches, update_fn=update_fn):
             holder[0], metrics = update_fn(holder[0], batches)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import jax
 import orbax.checkpoint as ocp
 
+from planet_jax import distributed
 from planet_jax.state import TrainState
 
 log = logging.getLogger(__name__)
@@ -130,15 +131,12 @@ class Checkpointer:
 
     def _set_aside(self, steps: list[int]) -> None:
         """Rename damaged checkpoints to `STEP.damaged` so that the run can write those steps again."""
-        if jax.process_index() == 0:  # (with several processes, one renames for all)
+        if distributed.is_primary():  # (with several processes, one renames for all)
             stamp = int(time.time())
             for step in steps:
                 path = os.path.join(self.directory, str(step))
                 os.replace(path, f"{path}.damaged-{stamp}")
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
-            multihost_utils.sync_global_devices("checkpoints set aside")
+        distributed.sync("checkpoints set aside")
         self._manager.reload()
 
     def close(self) -> None:

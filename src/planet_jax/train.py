@@ -414,12 +414,10 @@ class Trainer:
             counts = meta["replay_episodes"][self.mine.start : self.mine.stop]
             self.resumed_from = step
         else:
-            self.state = initial_state(cfg)()
+            self.state = initial_state(cfg)()  # (like the restore: already on the agents' devices)
             self.episodes = self.env_steps = self.test_phase = 0
             counts = [0] * len(self.replays)
             self.resumed_from = None
-        if jax.process_count() == 1:
-            self.state = self.put(self.state)  # (several processes: already global)
         # Episodes written after the checkpoint will be collected again, identically.
         for replay, count in zip(self.replays, counts, strict=True):
             replay.truncate(count)
