@@ -38,10 +38,10 @@ def _assert_close(a, b):
 
 
 @pytest.mark.parametrize("layer", CONV_LAYERS)
-@pytest.mark.parametrize("form", ["conv_patches", "conv_s2d", "conv_xla", "cpu"])
+@pytest.mark.parametrize("form", ["conv_patches", "conv_s2d", "conv_s2d_patches", "conv_xla", "cpu"])
 def test_conv_forms_equal_flax(layer, form):
     h, c, f, k = layer
-    if form == "conv_s2d" and k % 2:
+    if form in ("conv_s2d", "conv_s2d_patches") and k % 2:
         pytest.skip("space-to-depth needs k divisible by the stride")
     x, kernel = _inputs(2, *layer)
     _assert_close(convs.conv(x, kernel, 2, form), _flax_conv(x, kernel))
@@ -55,9 +55,11 @@ def test_deconv_forms_equal_flax_conv_transpose(layer, form):
 
 
 @pytest.mark.parametrize(
-    "kind, layer", [("conv", layer) for layer in CONV_LAYERS[:4]] + [("deconv", layer) for layer in DECONV_LAYERS[:4]]
+    "kind, layer", [("conv", layer) for layer in CONV_LAYERS] + [("deconv", layer) for layer in DECONV_LAYERS]
 )
 def test_cpu_plan_gradients_equal_flax(kind, layer):
+    # Covers the hand-written backward passes (conv_cpu, deconv_cpu with either forward
+    # form, kernels that are and are not multiples of the stride) and the fallbacks.
     x, kernel = _inputs(2, *layer, seed=1)
     ours = convs.conv if kind == "conv" else convs.deconv
     ref = _flax_conv if kind == "conv" else _flax_deconv
@@ -67,6 +69,21 @@ def test_cpu_plan_gradients_equal_flax(kind, layer):
     g_ref = jax.grad(loss(ref), argnums=(0, 1))(x, kernel)
     for a, b in zip(g_ours, g_ref):
         _assert_close(a, b)
+
+
+@pytest.mark.parametrize("layer", [(13, 8, 6, 6), (5, 16, 8, 5), (4, 3, 5, 3)])
+def test_phase_windows_are_the_transposed_convolutions_input_gradient(layer):
+    # G W is the VJP of the transposed convolution with respect to x, and G^T x its
+    # kernel gradient in the phase layout: checked against jax.vjp of lax.conv_transpose.
+    h, c, f, k = layer
+    x, kernel = _inputs(3, *layer, seed=3)
+    dy = jax.random.normal(jax.random.key(4), convs.deconv_xla(x, kernel, 2).shape)
+    g = convs.phase_windows(dy, h, h, k, 2)
+    assert g.shape[0] == 3 * h * h
+    dx_ref, dk_ref = jax.vjp(lambda x_, k_: convs.deconv_xla(x_, k_, 2), x, kernel)[1](dy)
+    _assert_close((g @ convs._phase_weights(kernel, 2)).reshape(x.shape), dx_ref)
+    dk = jax.vjp(lambda k_: convs._phase_weights(k_, 2), kernel)[1](g.T @ x.reshape(-1, c))[0]
+    _assert_close(dk, dk_ref)
 
 
 def test_mixed_uses_every_form_and_stays_exact():

@@ -11,6 +11,7 @@ convolution takes seconds (4.3 s for one 6x6 64->32 layer at 250 frames), while 
 numbers come out of a matrix multiply in a fraction of that. The forms:
 
   conv_patches      patches (k*k strided slices, concatenated) @ K.reshape(k*k*C, F)
+  conv_s2d_patches  the same after space-to-depth: (k/s)^2 slices of s*s*C channels
   conv_s2d          space-to-depth by s, then a stride-1 (k/s)x(k/s) XLA convolution
   conv_xla          lax.conv_general_dilated
   deconv_overlap    y = x @ K' [C, k*k*F] (one matmul), then an overlap-add of the k*k taps
@@ -19,11 +20,13 @@ numbers come out of a matrix multiply in a fraction of that. The forms:
   deconv_subpixel_xla  the same phase convolution by lax.conv_general_dilated
   deconv_xla        lax.conv_transpose
 
-`conv` and `deconv` pick, per layer shape, one form for the forward pass, one for the
-input gradient and one for the weight gradient (`jax.custom_vjp`): each is the VJP of an
-exact form, so the mixture is exact too. The choices come from timing each direction of
-each layer of the paper's model on a 2-core Xeon at 250 frames (see `plan_conv`,
-`plan_deconv`). On GPU and TPU, `impl='xla'` uses the library kernels directly.
+`conv` and `deconv` with impl='cpu' pick a forward form per layer shape and use
+hand-written backward passes (`conv_cpu`, `deconv_cpu`, `jax.custom_vjp`) that build the
+one matrix both gradients need once and take both gradients as plain matmuls; `mixed`
+(forward by one form, each gradient as the VJP of another) serves the remaining shapes.
+The choices come from timing forward + backward of each layer of the paper's model on a
+2-core Xeon at 800 frames (figures in `conv` and `deconv`). On GPU and TPU, impl='xla'
+uses the library kernels directly.
 """
 
 from __future__ import annotations
@@ -172,6 +175,133 @@ FORMS = {
 
 
 # ----------------------------------------------------------------------------------------
+# Hand-written backward passes.
+#
+# Differentiating a form with JAX is exact but can be slow on XLA:CPU for two reasons.
+# The transpose of "many slices of one array" is "many pads added together", and XLA
+# evaluates such a sum of k*k pads element by element over the whole output (for the
+# decoder's last layer one such fusion took 513 ms of a 2.8 s update). And taking the
+# input and weight gradients as two separate VJPs builds their shared operand twice.
+# The backward passes below build the one shared matrix once, with a single
+# concatenation of slices (each output element reads one input element), and feed it
+# to both gradient matmuls.
+
+
+def s2d_kernel(kernel: jax.Array, s: int) -> jax.Array:
+    """[k, k, C, F] -> [(k/s)^2 * s^2 * C, F], rows in the order of `s2d_patches` columns."""
+    k, _, c, f = kernel.shape
+    m = k // s
+    return kernel.reshape(m, s, m, s, c, f).transpose(0, 2, 1, 3, 4, 5).reshape(m * m * s * s * c, f)
+
+
+def s2d_patches(x: jax.Array, k: int, s: int) -> jax.Array:
+    """Patches of a VALID k x k, stride-s convolution: [N * Ho * Wo, k * k * C].
+
+    Space-to-depth first, so the patches are (k/s)^2 slices of whole s*s*C channel rows
+    rather than k*k slices of C channels: far fewer, larger copies (3.4x faster than
+    `conv_patches` for the 3-channel first layer).
+    """
+    n, h, w, _ = x.shape
+    m, ho, wo = k // s, (h - k) // s + 1, (w - k) // s + 1
+    hp, wp = -(-h // s) * s, -(-w // s) * s
+    xs = space_to_depth(jnp.pad(x, ((0, 0), (0, hp - h), (0, wp - w), (0, 0))), s)
+    taps = [xs[:, i : i + ho, j : j + wo, :] for i in range(m) for j in range(m)]
+    return jnp.concatenate(taps, -1).reshape(n * ho * wo, -1)
+
+
+def conv_s2d_patches(x: jax.Array, kernel: jax.Array, s: int) -> jax.Array:
+    n, h, w, _ = x.shape
+    k, _, _, f = kernel.shape
+    return (s2d_patches(x, k, s) @ s2d_kernel(kernel, s)).reshape(n, (h - k) // s + 1, (w - k) // s + 1, f)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_cpu(x: jax.Array, kernel: jax.Array, s: int) -> jax.Array:
+    """VALID strided convolution for k divisible by s: `conv_s2d_patches` forward, and a
+    backward pass that computes dK = P^T dy and dP = dy K^T from the patches P and folds
+    dP back with (k/s)^2 pads (not k*k)."""
+    return conv_s2d_patches(x, kernel, s)
+
+
+def _conv_cpu_fwd(x, kernel, s):
+    return conv_s2d_patches(x, kernel, s), (x, kernel)
+
+
+def _conv_cpu_bwd(s, residuals, dy):
+    x, kernel = residuals
+    n, h, w, c = x.shape
+    k, _, _, f = kernel.shape
+    m, ho, wo = k // s, (h - k) // s + 1, (w - k) // s + 1
+    hs, ws = -(-h // s), -(-w // s)
+    dy2 = dy.reshape(-1, f)
+    # The patches are rebuilt rather than kept from the forward pass: keeping them would
+    # hold ~2 GB per agent at B=50 for a few percent of speed.
+    dk_rows = s2d_patches(x, k, s).T @ dy2
+    dk = jax.vjp(lambda kk: s2d_kernel(kk, s), kernel)[1](dk_rows)[0]
+    dp = (dy2 @ s2d_kernel(kernel, s).T).reshape(n, ho, wo, m * m, s * s * c)
+    folds = [
+        jnp.pad(dp[:, :, :, i * m + j], ((0, 0), (i, hs - ho - i), (j, ws - wo - j), (0, 0)))
+        for i in range(m)
+        for j in range(m)
+    ]
+    dxs = functools.reduce(jnp.add, folds)
+    dx = dxs.reshape(n, hs, ws, s, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, hs * s, ws * s, c)
+    return dx[:, :h, :w], dk
+
+
+conv_cpu.defvjp(_conv_cpu_fwd, _conv_cpu_bwd)
+
+
+def _phase_weights(kernel: jax.Array, s: int) -> jax.Array:
+    """The phase kernel as a [P*P*s*s*F, C] matrix, rows ordered as `phase_windows` columns."""
+    w = subpixel_kernel(kernel, s)  # [P, P, C, s*s*F]
+    p, _, c, o = w.shape
+    return w.transpose(0, 1, 3, 2).reshape(p * p * o, c)
+
+
+def phase_windows(dy: jax.Array, h: int, w: int, k: int, s: int) -> jax.Array:
+    """For a transposed convolution of an [N, h, w, C] input: [N * h * w, P*P*s*s*F].
+
+    Row (n, i, j) holds every output value that input pixel (i, j) contributed to, as
+    the P x P window of the output's phase grid (space-to-depth of dy) that the phase
+    convolution of `deconv_subpixel` reads. dx = G W and dW = G^T x.
+    """
+    n, ho, wo, _ = dy.shape
+    p = math.ceil(k / s)
+    hc, wc = h + p - 1, w + p - 1
+    dys = space_to_depth(jnp.pad(dy, ((0, 0), (0, s * hc - ho), (0, s * wc - wo), (0, 0))), s)
+    windows = [dys[:, p - 1 - a : p - 1 - a + h, p - 1 - b : p - 1 - b + w, :] for a in range(p) for b in range(p)]
+    return jnp.concatenate(windows, -1).reshape(n * h * w, -1)
+
+
+@functools.cache
+def deconv_cpu(forward: str):
+    """A transposed convolution (x, kernel, s) -> y computed by the form `forward`, with
+    the backward pass dx = G W, dW = G^T x from one `phase_windows` matrix G."""
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+    def apply(x, kernel, s):
+        return FORMS[forward](x, kernel, s)
+
+    def apply_fwd(x, kernel, s):
+        return FORMS[forward](x, kernel, s), (x, kernel)
+
+    def apply_bwd(s, residuals, dy):
+        x, kernel = residuals
+        n, h, w, c = x.shape
+        g = phase_windows(dy, h, w, kernel.shape[0], s)
+        dx = (g @ _phase_weights(kernel, s)).reshape(n, h, w, c)
+        dk = jax.vjp(lambda kk: _phase_weights(kk, s), kernel)[1](g.T @ x.reshape(-1, c))[0]
+        return dx, dk
+
+    apply.defvjp(apply_fwd, apply_bwd)
+    return apply
+
+
+FORMS["conv_s2d_patches"] = conv_s2d_patches
+
+
+# ----------------------------------------------------------------------------------------
 # Per-direction choice.
 
 
@@ -201,44 +331,36 @@ def mixed(forward: str, input_grad: str, weight_grad: str, stride: int):
     return apply
 
 
-def plan_conv(h: int, c: int, f: int, k: int, s: int) -> tuple[str, str, str]:
-    """(forward, input gradient, weight gradient) forms for a convolution on XLA:CPU.
-
-    Timing forward + both gradients of each encoder layer alone at 250 frames favoured the
-    space-to-depth input gradient for the 31x31 and 14x14 layers (129 vs 147 ms, 62 vs 75),
-    but inside the whole update it was slower (2.99 s vs 2.68 s per update at B=16), so
-    the patches form serves every direction.
-    """
-    return "conv_patches", "conv_patches", "conv_patches"
-
-
-def plan_deconv(h: int, c: int, f: int, k: int, s: int) -> tuple[str, str, str]:
-    """(forward, input gradient, weight gradient) forms for a transposed convolution on XLA:CPU.
-
-    Timed like `plan_conv` on the paper's decoder (ms, best first):
-      5x5x128->64:  overlap everywhere 109, subpixel_xla/overlap/overlap 110
-      13x13x64->32: subpixel_xla/subpixel/subpixel 229, subpixel everywhere 235, overlap/subpixel/subpixel 269
-      30x30x32->3:  subpixel_xla/overlap/overlap 233, overlap everywhere 270
-    The XLA weight gradient of the phase convolution is never chosen: 3.7 s to 7 s here.
-    Whole update at B=16: this plan 2.68 s, the same without the XLA forward 2.74 s.
-    """
-    if h < 8:  # 1x1 (a dense layer in disguise) and 5x5 inputs
-        return "deconv_overlap", "deconv_overlap", "deconv_overlap"
-    backward = "deconv_subpixel" if f >= 8 else "deconv_overlap"
-    return "deconv_subpixel_xla", backward, backward
-
-
 def conv(x: jax.Array, kernel: jax.Array, stride: int, impl: str = "cpu") -> jax.Array:
-    """VALID strided convolution. impl: `cpu` (the per-direction plan) or a name in FORMS."""
-    if impl == "cpu":
-        n, h, w, c = x.shape
-        return mixed(*plan_conv(h, c, kernel.shape[-1], kernel.shape[0], stride), stride)(x, kernel)
-    return FORMS[impl](x, kernel, stride)
+    """VALID strided convolution. impl: `cpu` (fast on XLA:CPU) or a name in FORMS.
+
+    `cpu` is `conv_cpu` when the kernel size is a multiple of the stride (every encoder
+    layer), else the patches form. Forward + backward of the paper's encoder layers at
+    800 frames on the 2-core Xeon, against the patches form differentiated by JAX:
+    64x64x3->32 109 vs 169 ms, 31x31x32->64 372 vs 400, 14x14x64->128 158 vs 167,
+    6x6x128->256 42 vs 43.
+    """
+    if impl != "cpu":
+        return FORMS[impl](x, kernel, stride)
+    if kernel.shape[0] % stride == 0:
+        return conv_cpu(x, kernel, stride)
+    return mixed("conv_patches", "conv_patches", "conv_patches", stride)(x, kernel)
 
 
 def deconv(x: jax.Array, kernel: jax.Array, stride: int, impl: str = "cpu") -> jax.Array:
-    """VALID strided transposed convolution (as flax ConvTranspose). impl as in `conv`."""
-    if impl == "cpu":
-        n, h, w, c = x.shape
-        return mixed(*plan_deconv(h, c, kernel.shape[-1], kernel.shape[0], stride), stride)(x, kernel)
-    return FORMS[impl](x, kernel, stride)
+    """VALID strided transposed convolution (as flax ConvTranspose). impl as in `conv`.
+
+    `cpu`: a 1x1 input is a dense layer in disguise, done by `deconv_overlap` (one matmul)
+    and its JAX derivatives; larger inputs use `deconv_cpu`, with XLA's stride-1 phase
+    convolution (`deconv_subpixel_xla`) forward from 8x8 up and the overlap form below.
+    Forward + backward of the paper's decoder layers at 800 frames on the 2-core Xeon,
+    against the best per-direction mixture of JAX-differentiated forms used before:
+    1x1x1024->128 38 ms (unchanged), 5x5x128->64 155 vs 203, 13x13x64->32 407 vs 446,
+    30x30x32->3 162 vs 614.
+    """
+    if impl != "cpu":
+        return FORMS[impl](x, kernel, stride)
+    if x.shape[1] == 1 and x.shape[2] == 1:
+        return mixed("deconv_overlap", "deconv_overlap", "deconv_overlap", stride)(x, kernel)
+    forward = "deconv_subpixel_xla" if min(x.shape[1:3]) >= 8 else "deconv_overlap"
+    return deconv_cpu(forward)(x, kernel, stride)
