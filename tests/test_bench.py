@@ -40,3 +40,25 @@ def test_bench_all_writes_every_case(tmp_path):
     assert (cycle["train_steps"], cycle["agent_steps"], cycle["episode_steps"]) == (4, 25, 200)
     assert records["episode/debug/cartpole-balance"]["ms_per_agent_step"] > 0
     assert "device: cpu" in out.stdout
+
+
+def test_bench_set_overrides_a_field_and_is_recorded(tmp_path):
+    from planet_jax import bench
+
+    path = tmp_path / "planner.json"
+    base = ["planner", "--preset", "debug", "--obs", "state", "--envs", "1", "--repeats", "1", "--json", str(path)]
+    assert bench.main([*base, "--set", "reward_units=48", "--set", "horizon=3"]) == 0
+    (record,) = json.loads(path.read_text())
+    assert record["overrides"] == ["reward_units=48", "horizon=3"] and record["horizon"] == 3
+    args = bench.parse_args([*base, "--set", "reward_units=48", "--set", "horizon=3"])
+    cfg = bench._bench_config(args)
+    assert (cfg.model.reward_units, cfg.planner.horizon) == (48, 3)
+    assert record["gflop"] == pytest.approx(bench.plan_gflop(cfg))
+
+
+@pytest.mark.parametrize("bad", ["reward_units=lots", "no_such_field=1", "horizon"])
+def test_bench_refuses_bad_overrides(bad, capsys):
+    from planet_jax import bench
+
+    assert bench.main(["planner", "--preset", "debug", "--set", bad]) == 2
+    assert "error:" in capsys.readouterr().err

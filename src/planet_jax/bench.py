@@ -307,7 +307,8 @@ def bench_planner(args) -> list[Record]:
 
 
 def _settings(cfg, args, **more) -> dict[str, Any]:
-    return {"preset": args.preset, "task": args.task, "obs": cfg.env.obs, **more}
+    overrides = {"overrides": list(args.set)} if args.set else {}
+    return {"preset": args.preset, "task": args.task, "obs": cfg.env.obs, **overrides, **more}
 
 
 def _bench_config(args, **overrides):
@@ -322,6 +323,7 @@ def _bench_config(args, **overrides):
         "episode_steps": args.episode_steps,
         "agent_axis": args.agent_axis,
     }
+    cfg = C.replace(cfg, **dict(C.parse_override(cfg, text) for text in args.set))
     return C.validate(C.replace(cfg, **{k: v for k, v in flags.items() if v is not None}, **overrides))
 
 
@@ -553,11 +555,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--updates-per-call", type=int, default=None, help="override updates per compiled call")
     parser.add_argument("--episode-steps", type=int, default=None, help="override simulator steps per episode")
     parser.add_argument("--agent-axis", default=None, choices=["auto", "vmap", "map"], help="override (sweep)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override any config field, e.g. --set reward_units=200 (repeatable; recorded as 'overrides')",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from planet_jax.config import ConfigError
+
+    try:
+        _bench_config(args)  # refuse bad overrides before anything is compiled
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     cases = list(CASES) if args.case == "all" else [args.case]
     records: list[Record] = []
     for case in cases:

@@ -6,7 +6,7 @@ program follows from it. The defaults are the paper's (Hafner et al., 2019, and 
 official code, google-research/planet); `preset('debug')` shrinks every size and count
 for tests and a first run on a laptop CPU.
 
-Every field can be overridden on the command line (see `planet_jax.cli`); overrides are
+Every field can be overridden on the command line (`planet_jax.train`, `bench --set`); overrides are
 validated by `validate`, which raises `ConfigError` with one sentence that names the
 field and the accepted values, before anything is compiled or simulated.
 """
@@ -346,6 +346,26 @@ def replace(cfg: Config, **updates: Any) -> Config:
         group, leaf = paths[name]
         groups.setdefault(group, {})[leaf] = value
     return dataclasses.replace(cfg, **{g: dataclasses.replace(getattr(cfg, g), **kv) for g, kv in groups.items()})
+
+
+def parse_override(cfg: Config, text: str) -> tuple[str, Any]:
+    """'NAME=VALUE' -> (name, value typed like the field's current value), e.g. 'reward_units=200'."""
+    name, sep, raw = text.partition("=")
+    paths = field_paths(cfg)
+    if not sep or name not in paths:
+        raise ConfigError(f"expected NAME=VALUE with NAME one of {', '.join(sorted(paths))}, got {text!r}.")
+    group, leaf = paths[name]
+    current = getattr(getattr(cfg, group), leaf)
+    try:
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return name, raw.lower() in ("true", "1")
+        if isinstance(current, tuple):
+            return name, tuple(type(current[0])(v) for v in raw.split(",")) if current else ()
+        return name, type(current)(raw)
+    except ValueError:
+        raise ConfigError(f"{name} expects a {type(current).__name__}, got {raw!r}.") from None
 
 
 def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
