@@ -56,7 +56,7 @@ def test_bench_set_overrides_a_field_and_is_recorded(tmp_path):
     assert record["gflop"] == pytest.approx(bench.plan_gflop(cfg))
 
 
-@pytest.mark.parametrize("bad", ["reward_units=lots", "no_such_field=1", "horizon"])
+@pytest.mark.parametrize("bad", ["reward_units=lots", "no_such_field=1", "horizon", "sweep=free_nats=2,3"])
 def test_bench_refuses_bad_overrides(bad, capsys):
     from planet_jax import bench
 

@@ -362,7 +362,8 @@ def parse_override(cfg: Config, text: str) -> tuple[str, Any]:
                 raise ValueError(raw)
             return name, raw.lower() in ("true", "1")
         if isinstance(current, tuple):
-            return name, tuple(type(current[0])(v) for v in raw.split(",")) if current else ()
+            # Only `sweep` is a tuple, and its entries contain commas themselves.
+            raise ConfigError(f"{name} cannot be set as NAME=VALUE; give it with its own flag.")
         return name, type(current)(raw)
     except ValueError:
         raise ConfigError(f"{name} expects a {type(current).__name__}, got {raw!r}.") from None

@@ -65,16 +65,30 @@ def space_to_depth(x: jax.Array, s: int) -> jax.Array:
     return x.reshape(n, h // s, s, w // s, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, h // s, w // s, s * s * c)
 
 
+def s2d_input(x: jax.Array, s: int) -> jax.Array:
+    """x [N, H, W, C] zero-padded to multiples of s, then space-to-depth: [N, ceil(H/s), ceil(W/s), s*s*C]."""
+    _, h, w, _ = x.shape
+    return space_to_depth(jnp.pad(x, ((0, 0), (0, -h % s), (0, -w % s), (0, 0))), s)
+
+
+def s2d_kernel(kernel: jax.Array, s: int) -> jax.Array:
+    """[k, k, C, F] -> [(k/s)^2 * s^2 * C, F], rows ordered (i, j, p, q, c).
+
+    Tap (a, b) = (s*i + p, s*j + q) of the big kernel is tap (i, j), channel (p, q, c) of
+    the stride-1 kernel that reads the space-to-depth input.
+    """
+    k, _, c, f = kernel.shape
+    m = k // s
+    return kernel.reshape(m, s, m, s, c, f).transpose(0, 2, 1, 3, 4, 5).reshape(m * m * s * s * c, f)
+
+
 def conv_s2d(x: jax.Array, kernel: jax.Array, s: int) -> jax.Array:
     n, h, w, c = x.shape
     k, _, _, f = kernel.shape
     assert k % s == 0, "space-to-depth needs the kernel size to be a multiple of the stride"
     ho, wo = (h - k) // s + 1, (w - k) // s + 1
-    hp, wp = -(-h // s) * s, -(-w // s) * s
-    xs = space_to_depth(jnp.pad(x, ((0, 0), (0, hp - h), (0, wp - w), (0, 0))), s)
-    # Tap (a, b) = (s*i + p, s*j + q) of the big kernel is tap (i, j), channel (p, q, c).
-    ks = kernel.reshape(k // s, s, k // s, s, c, f).transpose(0, 2, 1, 3, 4, 5).reshape(k // s, k // s, s * s * c, f)
-    y = lax.conv_general_dilated(xs, ks, (1, 1), "VALID", dimension_numbers=_DN)
+    ks = s2d_kernel(kernel, s).reshape(k // s, k // s, s * s * c, f)
+    y = lax.conv_general_dilated(s2d_input(x, s), ks, (1, 1), "VALID", dimension_numbers=_DN)
     return y[:, :ho, :wo]
 
 
@@ -187,13 +201,6 @@ FORMS = {
 # to both gradient matmuls.
 
 
-def s2d_kernel(kernel: jax.Array, s: int) -> jax.Array:
-    """[k, k, C, F] -> [(k/s)^2 * s^2 * C, F], rows in the order of `s2d_patches` columns."""
-    k, _, c, f = kernel.shape
-    m = k // s
-    return kernel.reshape(m, s, m, s, c, f).transpose(0, 2, 1, 3, 4, 5).reshape(m * m * s * s * c, f)
-
-
 def s2d_patches(x: jax.Array, k: int, s: int) -> jax.Array:
     """Patches of a VALID k x k, stride-s convolution: [N * Ho * Wo, k * k * C].
 
@@ -203,8 +210,7 @@ def s2d_patches(x: jax.Array, k: int, s: int) -> jax.Array:
     """
     n, h, w, _ = x.shape
     m, ho, wo = k // s, (h - k) // s + 1, (w - k) // s + 1
-    hp, wp = -(-h // s) * s, -(-w // s) * s
-    xs = space_to_depth(jnp.pad(x, ((0, 0), (0, hp - h), (0, wp - w), (0, 0))), s)
+    xs = s2d_input(x, s)
     taps = [xs[:, i : i + ho, j : j + wo, :] for i in range(m) for j in range(m)]
     return jnp.concatenate(taps, -1).reshape(n * ho * wo, -1)
 
@@ -244,9 +250,7 @@ def _conv_cpu_bwd(s, residuals, dy):
         for i in range(m)
         for j in range(m)
     ]
-    dxs = functools.reduce(jnp.add, folds)
-    dx = dxs.reshape(n, hs, ws, s, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, hs * s, ws * s, c)
-    return dx[:, :h, :w], dk
+    return _depth_to_space(functools.reduce(jnp.add, folds), s, c, h, w), dk
 
 
 conv_cpu.defvjp(_conv_cpu_fwd, _conv_cpu_bwd)
