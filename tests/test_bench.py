@@ -32,6 +32,9 @@ def test_bench_all_writes_every_case(tmp_path):
     for r in records.values():
         assert KEYS <= r.keys(), r["name"]
         assert r["device"].startswith(("cpu", "host")) and 0 < r["min_s"] <= r["median_s"] <= r["max_s"]
+        if not r["name"].startswith("envs/"):  # compared with the matmul rate read around the case
+            before, after = r["matmul_readings"]
+            assert before > 0 and after > 0 and r["matmul_gflops"] == pytest.approx((before + after) / 2)
     for what in ("update", "act"):
         one, two = records[f"sweep/debug/{what}/N=1"], records[f"sweep/debug/{what}/N=2"]
         assert two["agents"] == 2 and two["agent_axis"] == "map"

@@ -107,7 +107,29 @@ def matmul_gflops(size: int | None = None, repeats: int = 5) -> float:
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
+class MatmulRate:
+    """The device's float32 matmul rate, read again after every measured case.
+
+    A shared machine's speed drifts: on the 2-core EPYC VM the same 2048^2 matmul read 102
+    to 144 GFLOP/s within one hour. So a case is compared with the mean of the readings
+    taken just before and just after its own timing (`around_case`), not with one reading
+    from the start of a run that may last many minutes.
+    """
+
+    def __init__(self):
+        self.last = matmul_gflops()
+
+    def around_case(self) -> tuple[float, list[float]]:
+        """(mean, [before, after]) of the readings on either side of the case just timed."""
+        before, self.last = self.last, matmul_gflops()
+        return (before + self.last) / 2, [before, self.last]
+
+
 def make_record(name, times, *, device, gflop=None, matmul=None, settings=None, extra=None) -> Record:
+    """One measured case. matmul: a rate, or `MatmulRate.around_case()` (its readings go into extra)."""
+    if isinstance(matmul, tuple):
+        matmul, readings = matmul
+        extra = {**(extra or {}), "matmul_readings": readings}
     median = statistics.median(times)
     return Record(
         name=name,
@@ -222,7 +244,7 @@ def bench_update(args) -> list[Record]:
 
     base = _bench_config(args)
     device = device_name()
-    matmul = matmul_gflops()
+    rate = MatmulRate()
     records = []
     for batch in args.batch or [base.train.batch_size]:
         cfg = C.validate(C.replace(base, batch_size=batch))
@@ -235,6 +257,7 @@ def bench_update(args) -> list[Record]:
             jax.block_until_ready(metrics)
 
         compile_s, times = time_calls(run, warmup=1, repeats=args.repeats)
+        matmul = rate.around_case()
         records.append(
             make_record(
                 f"update/{args.preset}/B={batch}",
@@ -266,7 +289,7 @@ def bench_planner(args) -> list[Record]:
     cfg = _bench_config(args)
     params = init_params(jax.random.key(0), cfg)
     device = device_name()
-    matmul = matmul_gflops()
+    rate = MatmulRate()
     records = []
     for n in sorted({1, *(args.envs or [4])}):
         obs = jax.device_put(_random_obs(cfg, (n,), np.random.default_rng(0)))
@@ -280,6 +303,7 @@ def bench_planner(args) -> list[Record]:
             jax.block_until_ready(action)
 
         compile_s, times = time_calls(run, warmup=2, repeats=args.repeats)
+        matmul = rate.around_case()
         records.append(
             make_record(
                 f"planner/{args.preset}/envs={n}",
@@ -355,7 +379,7 @@ def bench_sweep(args) -> list[Record]:
     from planet_jax import rssm, train
 
     device = device_name()
-    matmul = matmul_gflops()
+    rate = MatmulRate()
     records: list[Record] = []
     single: dict[str, float] = {}
     for n in sorted({1, *(args.seeds or [1, 2, 4, 8])}):
@@ -387,6 +411,7 @@ def bench_sweep(args) -> list[Record]:
             jax.block_until_ready(action)
 
         compile_act, act_times = time_calls(run_act, warmup=2, repeats=args.repeats)
+        matmul = rate.around_case()
         for what, ts, gflop, first in (
             ("update", per_update, n * update_gflop(cfg, t.batch_size, t.chunk_length), compile_update),
             ("act", act_times, n * plan_gflop(cfg), compile_act),
@@ -442,10 +467,11 @@ def bench_episode(args) -> list[Record]:
 
     cfg = _bench_config(args, seed_episodes=1)
     device = device_name()
-    matmul = matmul_gflops()
+    rate = MatmulRate()
     with tempfile.TemporaryDirectory() as logdir:
         trainer = _trainer(cfg, logdir)
         first, times = time_calls(trainer.collect_planner, warmup=0, repeats=args.long_repeats)
+        matmul = rate.around_case()
         trainer.close()
     steps = cfg.episode_length
     return [
@@ -468,7 +494,7 @@ def bench_cycle(args) -> list[Record]:
     cfg = _bench_config(args, seed_episodes=1)
     t = cfg.train
     device = device_name()
-    matmul = matmul_gflops()
+    rate = MatmulRate()
     with tempfile.TemporaryDirectory() as logdir:
         trainer = _trainer(cfg, logdir)
 
@@ -477,6 +503,7 @@ def bench_cycle(args) -> list[Record]:
             trainer.collect_planner()
 
         first, times = time_calls(cycle, warmup=0, repeats=args.long_repeats)
+        matmul = rate.around_case()
         trainer.close()
     gflop = t.train_steps * update_gflop(cfg, t.batch_size, t.chunk_length) + cfg.episode_length * plan_gflop(cfg)
     return [
@@ -517,9 +544,13 @@ def _print(records: list[Record]) -> None:
             parts.append(f"{r.gflop:8.2f} GFLOP  {r.achieved_gflops:7.1f} GFLOP/s")
         if r.matmul_gflops:
             parts.append(f"matmul {r.matmul_gflops:6.1f} GFLOP/s")
+            if "matmul_readings" in r.extra:
+                parts.append("(read {:.0f} and {:.0f})".format(*r.extra["matmul_readings"]))
             if r.achieved_gflops is not None:
                 parts.append(f"({r.achieved_gflops / r.matmul_gflops:.2f} of it)")
         for k, v in r.extra.items():
+            if k == "matmul_readings":
+                continue
             parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
         print("  ".join(parts), flush=True)
     if records:
