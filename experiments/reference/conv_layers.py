@@ -1,0 +1,68 @@
+"""Milliseconds per layer of the paper's encoder and decoder, for every form in `planet_jax.convs`.
+
+For each layer: forward alone / forward + backward (gradients of x and the kernel), at N
+frames (800 = one B=16, L=50 update). `cpu` is what `conv_impl=cpu` picks; the `*_xla`
+forms are what a naive Flax model runs (`flax.linen.Conv` / `ConvTranspose`). Use it to
+re-check the per-layer choices of `convs.conv` / `convs.deconv` on a new CPU.
+
+  python experiments/reference/conv_layers.py --frames 800
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+from planet_jax import convs
+
+ENCODER = [(64, 3, 32), (31, 32, 64), (14, 64, 128), (6, 128, 256)]  # size, C_in, C_out; k 4
+DECODER = [(1, 1024, 128, 5), (5, 128, 64, 5), (13, 64, 32, 6), (30, 32, 3, 6)]  # size, C_in, C_out, k
+CONV_FORMS = ["cpu", "conv_xla", "conv_patches", "conv_s2d", "conv_s2d_patches"]
+DECONV_FORMS = ["cpu", "deconv_xla", "deconv_overlap", "deconv_subpixel", "deconv_subpixel_xla"]
+
+
+def median_ms(f, *args, repeats: int) -> float:
+    f = jax.jit(f)
+    jax.block_until_ready(f(*args))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(f(*args))
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def row(op, x, kernel, forms, repeats):
+    cells = []
+    for impl in forms:
+        fwd = lambda x, k, impl=impl: op(x, k, 2, impl)
+        both = lambda x, k, impl=impl: jax.grad(lambda x, k: jnp.sum(op(x, k, 2, impl) ** 2), (0, 1))(x, k)
+        cells.append(
+            f"{impl} {median_ms(fwd, x, kernel, repeats=repeats):.0f}/{median_ms(both, x, kernel, repeats=repeats):.0f}"
+        )
+    return " | ".join(cells)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=800)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    n, key = args.frames, jax.random.key(0)
+    print(f"{jax.devices()[0].device_kind}, {n} frames, ms forward / forward + backward")
+    for size, c, f in ENCODER:
+        x, k = jax.random.normal(key, (n, size, size, c)), 0.1 * jax.random.normal(key, (4, 4, c, f))
+        print(f"encoder {size}x{size}x{c}->{f}: {row(convs.conv, x, k, CONV_FORMS, args.repeats)}", flush=True)
+    for size, c, f, ks in DECODER:
+        x, k = jax.random.normal(key, (n, size, size, c)), 0.1 * jax.random.normal(key, (ks, ks, c, f))
+        print(
+            f"decoder {size}x{size}x{c}->{f} k{ks}: {row(convs.deconv, x, k, DECONV_FORMS, args.repeats)}", flush=True
+        )
+
+
+if __name__ == "__main__":
+    main()
