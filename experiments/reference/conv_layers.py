@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 
 from planet_jax import convs
+from planet_jax.bench import timeit
 
 ENCODER = [(64, 3, 32), (31, 32, 64), (14, 64, 128), (6, 128, 256)]  # size, C_in, C_out; k 4
 DECODER = [(1, 1024, 128, 5), (5, 128, 64, 5), (13, 64, 32, 6), (30, 32, 3, 6)]  # size, C_in, C_out, k
@@ -27,13 +27,7 @@ DECONV_FORMS = ["cpu", "deconv_xla", "deconv_overlap", "deconv_subpixel", "decon
 
 def median_ms(f, *args, repeats: int) -> float:
     f = jax.jit(f)
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    return 1e3 * statistics.median(timeit(lambda: jax.block_until_ready(f(*args)), warmup=1, repeats=repeats))
 
 
 def row(op, x, kernel, forms, repeats):

@@ -119,17 +119,18 @@ class MatmulRate:
     def __init__(self):
         self.last = matmul_gflops()
 
-    def around_case(self) -> tuple[float, list[float]]:
-        """(mean, [before, after]) of the readings on either side of the case just timed."""
+    def around_case(self) -> list[float]:
+        """[before, after]: the readings on either side of the case(s) just timed."""
         before, self.last = self.last, matmul_gflops()
-        return (before + self.last) / 2, [before, self.last]
+        return [before, self.last]
 
 
-def make_record(name, times, *, device, gflop=None, matmul=None, settings=None, extra=None) -> Record:
-    """One measured case. matmul: a rate, or `MatmulRate.around_case()` (its readings go into extra)."""
-    if isinstance(matmul, tuple):
-        matmul, readings = matmul
-        extra = {**(extra or {}), "matmul_readings": readings}
+def make_record(name, times, *, device, gflop=None, matmul_readings=None, settings=None, extra=None) -> Record:
+    """One measured case, compared with the mean of `matmul_readings` (kept in extra)."""
+    matmul = None
+    if matmul_readings:
+        matmul = statistics.mean(matmul_readings)
+        extra = {**(extra or {}), "matmul_readings": matmul_readings}
     median = statistics.median(times)
     return Record(
         name=name,
@@ -257,14 +258,14 @@ def bench_update(args) -> list[Record]:
             jax.block_until_ready(metrics)
 
         compile_s, times = time_calls(run, warmup=1, repeats=args.repeats)
-        matmul = rate.around_case()
+        readings = rate.around_case()
         records.append(
             make_record(
                 f"update/{args.preset}/B={batch}",
                 times,
                 device=device,
                 gflop=update_gflop(cfg, batch, length),
-                matmul=matmul,
+                matmul_readings=readings,
                 settings=_settings(cfg, args, batch=batch, length=length, conv_impl=cfg.model.conv_impl),
                 extra={"first_call_s": compile_s},
             )
@@ -303,14 +304,14 @@ def bench_planner(args) -> list[Record]:
             jax.block_until_ready(action)
 
         compile_s, times = time_calls(run, warmup=2, repeats=args.repeats)
-        matmul = rate.around_case()
+        readings = rate.around_case()
         records.append(
             make_record(
                 f"planner/{args.preset}/envs={n}",
                 times,
                 device=device,
                 gflop=n * plan_gflop(cfg),
-                matmul=matmul,
+                matmul_readings=readings,
                 settings=_settings(
                     cfg,
                     args,
@@ -411,7 +412,7 @@ def bench_sweep(args) -> list[Record]:
             jax.block_until_ready(action)
 
         compile_act, act_times = time_calls(run_act, warmup=2, repeats=args.repeats)
-        matmul = rate.around_case()
+        readings = rate.around_case()
         for what, ts, gflop, first in (
             ("update", per_update, n * update_gflop(cfg, t.batch_size, t.chunk_length), compile_update),
             ("act", act_times, n * plan_gflop(cfg), compile_act),
@@ -432,7 +433,7 @@ def bench_sweep(args) -> list[Record]:
                     ts,
                     device=device,
                     gflop=gflop,
-                    matmul=matmul,
+                    matmul_readings=readings,
                     settings=_settings(
                         cfg,
                         args,
@@ -471,7 +472,7 @@ def bench_episode(args) -> list[Record]:
     with tempfile.TemporaryDirectory() as logdir:
         trainer = _trainer(cfg, logdir)
         first, times = time_calls(trainer.collect_planner, warmup=0, repeats=args.long_repeats)
-        matmul = rate.around_case()
+        readings = rate.around_case()
         trainer.close()
     steps = cfg.episode_length
     return [
@@ -480,7 +481,7 @@ def bench_episode(args) -> list[Record]:
             times,
             device=device,
             gflop=steps * plan_gflop(cfg),
-            matmul=matmul,
+            matmul_readings=readings,
             settings=_settings(cfg, args, agent_steps=steps, episode_steps=cfg.env.episode_steps),
             extra={"first_call_s": first, "ms_per_agent_step": statistics.median(times) * 1e3 / steps},
         )
@@ -503,7 +504,7 @@ def bench_cycle(args) -> list[Record]:
             trainer.collect_planner()
 
         first, times = time_calls(cycle, warmup=0, repeats=args.long_repeats)
-        matmul = rate.around_case()
+        readings = rate.around_case()
         trainer.close()
     gflop = t.train_steps * update_gflop(cfg, t.batch_size, t.chunk_length) + cfg.episode_length * plan_gflop(cfg)
     return [
@@ -512,7 +513,7 @@ def bench_cycle(args) -> list[Record]:
             times,
             device=device,
             gflop=gflop,
-            matmul=matmul,
+            matmul_readings=readings,
             settings=_settings(
                 cfg,
                 args,
