@@ -19,6 +19,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+from planet_jax import hostmem  # standard library only
+
+if __name__ == "__main__":  # before JAX loads: see planet_jax.hostmem
+    hostmem.reexec_with_huge_pages()
+
 import jax
 import jax.numpy as jnp
 import numpy as np

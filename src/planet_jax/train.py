@@ -29,6 +29,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+from planet_jax import hostmem  # standard library only
+
+if __name__ == "__main__":  # before JAX loads: see planet_jax.hostmem
+    hostmem.reexec_with_huge_pages()
+
 import jax
 import jax.numpy as jnp
 import numpy as np
