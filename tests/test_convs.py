@@ -86,6 +86,18 @@ def test_phase_windows_are_the_transposed_convolutions_input_gradient(layer):
     _assert_close(dk, dk_ref)
 
 
+@pytest.mark.parametrize("widths", [(7, 3), (3, 7), (5, 5)])
+def test_gram_is_a_transposed_times_b_in_either_orientation(widths):
+    # Under jit too: the optimization barrier must not change the product or its layout.
+    a = jax.random.normal(jax.random.key(5), (300, widths[0]))
+    b = jax.random.normal(jax.random.key(6), (300, widths[1]))
+    want = np.asarray(a, np.float64).T @ np.asarray(b, np.float64)
+    for fn in (convs.gram, jax.jit(convs.gram)):
+        got = fn(a, b)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
 def test_mixed_uses_every_form_and_stays_exact():
     # A mixture whose three directions are all different forms.
     x, kernel = _inputs(2, 13, 8, 6, 6)

@@ -201,6 +201,19 @@ FORMS = {
 # to both gradient matmuls.
 
 
+def gram(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a^T b for a [M, P] and b [M, Q] with M large: a weight gradient's contraction over pixels.
+
+    XLA:CPU runs this contraction 1.5 to 2x faster when the result is [narrow, wide]
+    (on the 2-core EPYC, [156800, 512]^T [156800, 64]: 277 ms as [512, 64], 134 ms as
+    [64, 512] then transposed), and its simplifier rewrites (b^T a)^T back into a^T b, so
+    the narrow-first product sits behind an optimization barrier.
+    """
+    if a.shape[1] <= b.shape[1]:
+        return lax.dot_general(a, b, (((0,), (0,)), ((), ())))
+    return lax.optimization_barrier(lax.dot_general(b, a, (((0,), (0,)), ((), ())))).T
+
+
 def s2d_patches(x: jax.Array, k: int, s: int) -> jax.Array:
     """Patches of a VALID k x k, stride-s convolution: [N * Ho * Wo, k * k * C].
 
@@ -242,7 +255,7 @@ def _conv_cpu_bwd(s, residuals, dy):
     dy2 = dy.reshape(-1, f)
     # The patches are rebuilt rather than kept from the forward pass: keeping them would
     # hold ~2 GB per agent at B=50 for a few percent of speed.
-    dk_rows = s2d_patches(x, k, s).T @ dy2
+    dk_rows = gram(s2d_patches(x, k, s), dy2)
     dk = jax.vjp(lambda kk: s2d_kernel(kk, s), kernel)[1](dk_rows)[0]
     dp = (dy2 @ s2d_kernel(kernel, s).T).reshape(n, ho, wo, m * m, s * s * c)
     folds = [
@@ -295,7 +308,7 @@ def deconv_cpu(forward: str):
         n, h, w, c = x.shape
         g = phase_windows(dy, h, w, kernel.shape[0], s)
         dx = (g @ _phase_weights(kernel, s)).reshape(n, h, w, c)
-        dk = jax.vjp(lambda kk: _phase_weights(kk, s), kernel)[1](g.T @ x.reshape(-1, c))[0]
+        dk = jax.vjp(lambda kk: _phase_weights(kk, s), kernel)[1](gram(g, x.reshape(-1, c)))[0]
         return dx, dk
 
     apply.defvjp(apply_fwd, apply_bwd)
