@@ -59,6 +59,19 @@ def test_bench_set_overrides_a_field_and_is_recorded(tmp_path):
     assert record["gflop"] == pytest.approx(bench.plan_gflop(cfg))
 
 
+def test_bench_planner_times_the_batch_sizes_in_turns(tmp_path):
+    from planet_jax import bench
+
+    path = tmp_path / "planner.json"
+    argv = ["planner", "--preset", "debug", "--obs", "state", "--envs", "3", "--repeats", "3", "--json", str(path)]
+    assert bench.main([*argv, "--set", "env_axis=vmap"]) == 0
+    one, three = json.loads(path.read_text())
+    assert (one["envs"], three["envs"]) == (1, 3) and one["env_axis"] == three["env_axis"] == "vmap"
+    assert one["x_one_env"] == 1.0 and three["x_one_env"] > 0
+    assert one["matmul_readings"] == three["matmul_readings"]  # read around the shared block
+    assert three["ms_per_env_action"] == pytest.approx(three["ms_per_action"] / 3)
+
+
 @pytest.mark.parametrize("bad", ["reward_units=lots", "no_such_field=1", "horizon", "sweep=free_nats=2,3"])
 def test_bench_refuses_bad_overrides(bad, capsys):
     from planet_jax import bench

@@ -8,7 +8,7 @@ from helpers import tiny_config
 from planet_jax import config as C
 from planet_jax import rssm
 from planet_jax.networks import Modules, init_params
-from planet_jax.planner import act, cem, plan, score_sequences
+from planet_jax.planner import act, cem, env_mode, plan, score_sequences
 
 H, A = 8, 2
 TARGET = jnp.asarray(np.random.default_rng(0).uniform(-0.8, 0.8, (H, A)), jnp.float32)
@@ -63,8 +63,9 @@ def test_scores_equal_reward_summed_over_an_imagined_rollout():
     assert len(set(np.asarray(scores).tolist())) == 6  # the candidates differ
 
 
-def test_batched_act_equals_per_environment_calls():
-    cfg, params = _agent(obs="pixels")
+@pytest.mark.parametrize("env_axis", ["vmap", "map"])
+def test_batched_act_equals_per_environment_calls(env_axis):
+    cfg, params = _agent(obs="pixels", env_axis=env_axis)
     n = 3
     obs = np.random.default_rng(0).integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8)
     prev = jax.random.uniform(jax.random.key(1), (n, cfg.action_size), minval=-1, maxval=1)
@@ -127,3 +128,11 @@ def test_bad_planner_settings_are_rejected(updates, message):
         plan(params, rssm.initial((), cfg), jax.random.key(0), cfg=bad)
     with pytest.raises(C.ConfigError, match=message):
         C.validate(bad)
+
+
+def test_env_axis_is_resolved_for_the_backend_and_checked():
+    cfg, _ = _agent()
+    assert env_mode(cfg) == ("map" if jax.default_backend() == "cpu" else "vmap")  # auto
+    assert env_mode(C.replace(cfg, env_axis="vmap")) == "vmap"
+    with pytest.raises(C.ConfigError, match="env_axis must be one of auto, vmap, map, got 'loop'"):
+        C.validate(C.replace(cfg, env_axis="loop"))

@@ -287,19 +287,25 @@ def plan_gflop(cfg) -> float:
 
 
 def bench_planner(args) -> list[Record]:
-    """Milliseconds per action of `act` (posterior step + CEM) for 1 and N environments."""
+    """Milliseconds per action of `act` (posterior step + CEM) for 1 and N environments.
+
+    The cases are timed in turns (1, N, 1, N, ...); `x_one_env` is the median ratio of each
+    N-env call to the one-env call just before it, and all cases share the matmul readings
+    taken before and after the whole block.
+    """
     import jax
 
     from planet_jax import rssm
     from planet_jax.networks import init_params
-    from planet_jax.planner import act_jit
+    from planet_jax.planner import act_jit, env_mode
 
     cfg = _bench_config(args)
     params = init_params(jax.random.key(0), cfg)
     device = device_name()
     rate = MatmulRate()
-    records = []
-    for n in sorted({1, *(args.envs or [4])}):
+    counts = sorted({1, *(args.envs or [4])})
+    runs, first_call_s = {}, {}
+    for n in counts:
         obs = jax.device_put(_random_obs(cfg, (n,), np.random.default_rng(0)))
         holder = [rssm.initial((n,), cfg), jax.numpy.zeros((n, cfg.action_size)), jax.random.key(1)]
 
@@ -310,12 +316,22 @@ def bench_planner(args) -> list[Record]:
             holder[:] = [belief, action, key]
             jax.block_until_ready(action)
 
-        compile_s, times = time_calls(run, warmup=2, repeats=args.repeats)
-        readings = rate.around_case()
+        first_call_s[n], _ = time_calls(run, warmup=2, repeats=0)
+        runs[n] = run
+    # The batch sizes take turns, repeat by repeat, so that "N envs cost x times one env"
+    # compares calls made seconds apart: this machine's speed drifts over minutes.
+    times = {n: [] for n in counts}
+    for _ in range(args.repeats):
+        for n in counts:
+            times[n] += timeit(runs[n], warmup=0, repeats=1)
+    readings = rate.around_case()
+    records = []
+    for n in counts:
+        median = statistics.median(times[n])
         records.append(
             make_record(
                 f"planner/{args.preset}/envs={n}",
-                times,
+                times[n],
                 device=device,
                 gflop=n * plan_gflop(cfg),
                 matmul_readings=readings,
@@ -323,15 +339,18 @@ def bench_planner(args) -> list[Record]:
                     cfg,
                     args,
                     envs=n,
+                    env_axis=env_mode(cfg),
                     horizon=cfg.planner.horizon,
                     iterations=cfg.planner.num_iterations,
                     candidates=cfg.planner.num_candidates,
                     elites=cfg.planner.num_elites,
                 ),
                 extra={
-                    "ms_per_action": statistics.median(times) * 1e3,
-                    "ms_per_env_action": statistics.median(times) * 1e3 / n,
-                    "first_call_s": compile_s,
+                    "ms_per_action": median * 1e3,
+                    "ms_per_env_action": median * 1e3 / n,
+                    # Median over repeats of (this call) / (the one-env call just before it).
+                    "x_one_env": statistics.median(t / one for t, one in zip(times[n], times[1])),
+                    "first_call_s": first_call_s[n],
                 },
             )
         )

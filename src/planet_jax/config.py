@@ -183,6 +183,8 @@ class PlannerConfig:
     """Top K candidates that the action distribution is refitted to."""
     exploration_noise: float = 0.3
     """Std of Gaussian noise added to actions during data collection (never in tests)."""
+    env_axis: Literal["auto", "vmap", "map"] = "auto"
+    """How the searches of several environments run: `vmap` (one batched search: fast on GPU/TPU), `map` (one after another: each search's candidates stay in the CPU's cache), `auto`: map on CPU, vmap elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -450,6 +452,7 @@ _CHOICES = {
     "variant": ("rssm", "ssm", "rnn"),
     "conv_impl": ("auto", "cpu", "xla"),
     "agent_axis": ("auto", "vmap", "map"),
+    "env_axis": ("auto", "vmap", "map"),
 }
 # Fields that may be zero (all other integer and float fields must be positive).
 _NON_NEGATIVE = {
