@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -153,7 +154,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    device = f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
+    # As in `bench`: whether malloc hands out transparent huge pages (see planet_jax.hostmem).
+    pages = ", malloc huge pages" if "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "") else ""
+    device = f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}{pages})"
     records = []
     for batch in args.batch:
         step = make_step(batch, args.length)
