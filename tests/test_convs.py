@@ -57,9 +57,12 @@ def test_deconv_forms_equal_flax_conv_transpose(layer, form):
 @pytest.mark.parametrize(
     "kind, layer", [("conv", layer) for layer in CONV_LAYERS] + [("deconv", layer) for layer in DECONV_LAYERS]
 )
-def test_cpu_plan_gradients_equal_flax(kind, layer):
+@pytest.mark.parametrize("wide_window", [convs.WIDE_WINDOW, 1])
+def test_cpu_plan_gradients_equal_flax(kind, layer, wide_window, monkeypatch):
     # Covers the hand-written backward passes (conv_cpu, deconv_cpu with either forward
-    # form, kernels that are and are not multiples of the stride) and the fallbacks.
+    # form, kernels that are and are not multiples of the stride) and the fallbacks, with
+    # patch matrices concatenated or taken window by window (threshold 1: every layer).
+    monkeypatch.setattr(convs, "WIDE_WINDOW", wide_window)
     x, kernel = _inputs(2, *layer, seed=1)
     ours = convs.conv if kind == "conv" else convs.deconv
     ref = _flax_conv if kind == "conv" else _flax_deconv

@@ -22,7 +22,8 @@ numbers come out of a matrix multiply in a fraction of that. The forms:
 
 `conv` and `deconv` with impl='cpu' pick a forward form per layer shape and use
 hand-written backward passes (`conv_cpu`, `deconv_cpu`, `jax.custom_vjp`) that build the
-one matrix both gradients need once and take both gradients as plain matmuls; `mixed`
+one matrix both gradients need once and take both gradients as plain matmuls (window by
+window where the windows are wide, see `WIDE_WINDOW`); `mixed`
 (forward by one form, each gradient as the VJP of another) serves the remaining shapes.
 The choices come from timing forward + backward of each layer of the paper's model on a
 2-core Xeon at 800 frames (figures in `conv` and `deconv`). On GPU and TPU, impl='xla'
@@ -228,10 +229,42 @@ def s2d_patches(x: jax.Array, k: int, s: int) -> jax.Array:
     return jnp.concatenate(taps, -1).reshape(n * ho * wo, -1)
 
 
-def conv_s2d_patches(x: jax.Array, kernel: jax.Array, s: int) -> jax.Array:
+# Patch matrices are concatenations of window slices, and XLA:CPU writes a concatenation
+# several times slower per byte than a plain copy (the 13x13x64->32 layer's 623 MB phase
+# matrix at about 2 GB/s). When each window is wide (at least this many channels), the
+# products with the patch matrix are taken window by window instead: P W = sum_t P_t W_t
+# and P^T d = [P_t^T d]_t, so only the slices are copied. For narrow windows (the first
+# encoder layer's 12 channels) the many small products cost more than the concatenation.
+WIDE_WINDOW = 128
+
+
+def _windows_times(windows: list[jax.Array], weights: jax.Array) -> jax.Array:
+    """[w_0 | w_1 | ...] @ weights as sum_t w_t @ weights[rows of t]; windows [M, c] each."""
+    c = windows[0].shape[1]
+    return functools.reduce(jnp.add, [wt @ weights[t * c : (t + 1) * c] for t, wt in enumerate(windows)])
+
+
+def _windows_gram(windows: list[jax.Array], b: jax.Array) -> jax.Array:
+    """[w_0 | w_1 | ...]^T b, one `gram` per window, stacked by rows."""
+    return jnp.concatenate([gram(wt, b) for wt in windows], 0)
+
+
+def s2d_windows(x: jax.Array, k: int, s: int) -> list[jax.Array]:
+    """The (k/s)^2 column blocks of `s2d_patches(x, k, s)`, each [N * Ho * Wo, s*s*C]."""
     n, h, w, _ = x.shape
+    m, ho, wo = k // s, (h - k) // s + 1, (w - k) // s + 1
+    xs = s2d_input(x, s)
+    return [xs[:, i : i + ho, j : j + wo, :].reshape(n * ho * wo, -1) for i in range(m) for j in range(m)]
+
+
+def conv_s2d_patches(x: jax.Array, kernel: jax.Array, s: int) -> jax.Array:
+    n, h, w, c = x.shape
     k, _, _, f = kernel.shape
-    return (s2d_patches(x, k, s) @ s2d_kernel(kernel, s)).reshape(n, (h - k) // s + 1, (w - k) // s + 1, f)
+    if s * s * c >= WIDE_WINDOW:
+        y = _windows_times(s2d_windows(x, k, s), s2d_kernel(kernel, s))
+    else:
+        y = s2d_patches(x, k, s) @ s2d_kernel(kernel, s)
+    return y.reshape(n, (h - k) // s + 1, (w - k) // s + 1, f)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -255,7 +288,10 @@ def _conv_cpu_bwd(s, residuals, dy):
     dy2 = dy.reshape(-1, f)
     # The patches are rebuilt rather than kept from the forward pass: keeping them would
     # hold ~2 GB per agent at B=50 for a few percent of speed.
-    dk_rows = gram(s2d_patches(x, k, s), dy2)
+    if s * s * c >= WIDE_WINDOW:
+        dk_rows = _windows_gram(s2d_windows(x, k, s), dy2)
+    else:
+        dk_rows = gram(s2d_patches(x, k, s), dy2)
     dk = jax.vjp(lambda kk: s2d_kernel(kk, s), kernel)[1](dk_rows)[0]
     dp = (dy2 @ s2d_kernel(kernel, s).T).reshape(n, ho, wo, m * m, s * s * c)
     folds = [
@@ -276,19 +312,22 @@ def _phase_weights(kernel: jax.Array, s: int) -> jax.Array:
     return w.transpose(0, 1, 3, 2).reshape(p * p * o, c)
 
 
-def phase_windows(dy: jax.Array, h: int, w: int, k: int, s: int) -> jax.Array:
+def phase_windows(dy: jax.Array, h: int, w: int, k: int, s: int, split: bool = False) -> jax.Array | list[jax.Array]:
     """For a transposed convolution of an [N, h, w, C] input: [N * h * w, P*P*s*s*F].
 
     Row (n, i, j) holds every output value that input pixel (i, j) contributed to, as
     the P x P window of the output's phase grid (space-to-depth of dy) that the phase
-    convolution of `deconv_subpixel` reads. dx = G W and dW = G^T x.
+    convolution of `deconv_subpixel` reads. dx = G W and dW = G^T x. With `split`, the
+    P*P column blocks of G as a list, unconcatenated.
     """
     n, ho, wo, _ = dy.shape
     p = math.ceil(k / s)
     hc, wc = h + p - 1, w + p - 1
     dys = space_to_depth(jnp.pad(dy, ((0, 0), (0, s * hc - ho), (0, s * wc - wo), (0, 0))), s)
     windows = [dys[:, p - 1 - a : p - 1 - a + h, p - 1 - b : p - 1 - b + w, :] for a in range(p) for b in range(p)]
-    return jnp.concatenate(windows, -1).reshape(n * h * w, -1)
+    return (
+        [wt.reshape(n * h * w, -1) for wt in windows] if split else jnp.concatenate(windows, -1).reshape(n * h * w, -1)
+    )
 
 
 @functools.cache
@@ -306,10 +345,16 @@ def deconv_cpu(forward: str):
     def apply_bwd(s, residuals, dy):
         x, kernel = residuals
         n, h, w, c = x.shape
-        g = phase_windows(dy, h, w, kernel.shape[0], s)
-        dx = (g @ _phase_weights(kernel, s)).reshape(n, h, w, c)
-        dk = jax.vjp(lambda kk: _phase_weights(kk, s), kernel)[1](gram(g, x.reshape(-1, c)))[0]
-        return dx, dk
+        k, f = kernel.shape[0], kernel.shape[-1]
+        weights, x2 = _phase_weights(kernel, s), x.reshape(-1, c)
+        if s * s * f >= WIDE_WINDOW:
+            windows = phase_windows(dy, h, w, k, s, split=True)
+            dx, dk_rows = _windows_times(windows, weights), _windows_gram(windows, x2)
+        else:
+            g = phase_windows(dy, h, w, k, s)
+            dx, dk_rows = g @ weights, gram(g, x2)
+        dk = jax.vjp(lambda kk: _phase_weights(kk, s), kernel)[1](dk_rows)[0]
+        return dx.reshape(n, h, w, c), dk
 
     apply.defvjp(apply_fwd, apply_bwd)
     return apply
