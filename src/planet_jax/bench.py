@@ -75,7 +75,7 @@ def device_name() -> str:
         import os
 
         # Whether XLA's buffers get transparent huge pages (planet_jax.hostmem): ~25% on an update.
-        pages = "malloc huge pages" if "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "") else ""
+        pages = "malloc huge pages" if hostmem.TUNABLE in os.environ.get("GLIBC_TUNABLES", "") else ""
         return "cpu ({})".format(", ".join(part for part in (f"{os.cpu_count()} cores", model, pages) if part))
     return f"{dev.platform} ({dev.device_kind})"
 

@@ -444,6 +444,14 @@ def row_name(cfg: Config, index: int) -> str:
     return f"{prefix}-seed-{seed}" if prefix else f"seed-{seed}"
 
 
+def resolve_axis(mode: str, backend: str) -> str:
+    """`map` or `vmap` for an `agent_axis` or `env_axis` setting on a JAX backend ('cpu',
+    'gpu', 'tpu'): `auto` is `map` on CPU and `vmap` elsewhere."""
+    if mode == "auto":
+        return "map" if backend == "cpu" else "vmap"
+    return mode
+
+
 # ----------------------------------------------------------------------------------------
 # Validation.
 

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from planet_jax import rssm
-from planet_jax.config import Config, ConfigError, PlannerConfig
+from planet_jax.config import Config, ConfigError, PlannerConfig, resolve_axis
 from planet_jax.networks import Modules
 from planet_jax.preprocess import prepare_obs
 
@@ -112,10 +112,7 @@ def plan(params, belief: rssm.State, key: jax.Array, *, cfg: Config) -> jax.Arra
 
 def env_mode(cfg: Config) -> str:
     """`map` or `vmap`: the config's `env_axis`, with `auto` resolved for the backend."""
-    mode = cfg.planner.env_axis
-    if mode == "auto":
-        return "map" if jax.default_backend() == "cpu" else "vmap"
-    return mode
+    return resolve_axis(cfg.planner.env_axis, jax.default_backend())
 
 
 def plan_batch(params, belief: rssm.State, keys: jax.Array, *, cfg: Config) -> jax.Array:

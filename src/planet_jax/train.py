@@ -234,10 +234,7 @@ def _fold(key: jax.Array, *data: int) -> jax.Array:
 
 def agent_mode(cfg: Config) -> str:
     """`map` or `vmap`: the config's `agent_axis`, with `auto` resolved for the backend."""
-    mode = cfg.train.agent_axis
-    if mode == "auto":
-        mode = "map" if jax.default_backend() == "cpu" else "vmap"
-    return mode
+    return C.resolve_axis(cfg.train.agent_axis, jax.default_backend())
 
 
 @functools.cache
