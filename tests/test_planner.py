@@ -63,6 +63,24 @@ def test_scores_equal_reward_summed_over_an_imagined_rollout():
     assert len(set(np.asarray(scores).tolist())) == 6  # the candidates differ
 
 
+def test_unrolled_rollout_plans_the_same_action():
+    cfg, params = _agent()
+    belief = jax.tree.map(lambda x: x + 0.3, rssm.initial((), cfg))
+    plan_jit = jax.jit(plan, static_argnames="cfg")
+    actions = [
+        plan_jit(params, belief, jax.random.key(3), cfg=C.replace(cfg, rollout_unroll=u))
+        for u in (1, 3, cfg.planner.horizon)
+    ]
+    np.testing.assert_allclose(actions[1], actions[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(actions[2], actions[0], rtol=1e-5, atol=1e-6)
+    assert float(jnp.abs(actions[0]).max()) > 0.01  # a real plan, not the zero initial mean
+    # auto (0): a loop on CPU, unrolled over the horizon on accelerators; negative refused.
+    assert [C.resolve_unroll(0, 12, b) for b in ("cpu", "gpu", "tpu")] == [1, 12, 12]
+    assert C.resolve_unroll(3, 12, "gpu") == 3
+    with pytest.raises(C.ConfigError, match="rollout_unroll must be an integer >= 0"):
+        C.validate(C.replace(cfg, rollout_unroll=-1))
+
+
 @pytest.mark.parametrize("env_axis", ["vmap", "map"])
 def test_batched_act_equals_per_environment_calls(env_axis):
     cfg, params = _agent(obs="pixels", env_axis=env_axis)

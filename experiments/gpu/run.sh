@@ -1,62 +1,114 @@
 #!/usr/bin/env bash
 # Run ON THE DEVICE MACHINE (the `device` tool), from the repository root, carrying the
-# .whl/ and .gl/ folders that experiments/gpu/fetch.sh filled here:
+# .whl/ and .gl/ folders that experiments/gpu/fetch.sh filled here. One call does a whole
+# session's measurements, most important first, each stage inside a shared deadline so
+# that the call ends before the tool's limit and every stage that ran leaves its files:
 #
-#   run(command="bash experiments/gpu/run.sh bench", carry=[".whl", ".gl"], timeout_s=600)
-#   run(command="bash experiments/gpu/run.sh train cartpole-swingup 4 60", carry=[".whl", ".gl"], timeout_s=600)
+#   run(command="bash experiments/gpu/run.sh 540", carry=[".whl", ".gl"], timeout_s=600)
 #
-# Every call: installs the wheels (into /tmp/site) and GL libraries, checks that JAX runs
-# on the GPU and that MuJoCo renders through EGL (and stops if not), then
-#   bench                       `bench all` at paper sizes -> $OUT/bench.json, bench.txt
-#   train TASK SEEDS EPISODES   a pixel run of the paper preset with SEEDS seeds in one
-#                               program, stopped cleanly (SIGTERM -> checkpoint) before the
-#                               command's limit -> $OUT/metrics.jsonl, config.json,
-#                               summary.json, curve.png, train.txt
-# Results go under experiments/results/ with this command and the device it printed.
+#   0. install the wheels (into /tmp/site) and GL libraries; print versions and the GPU;
+#      check that JAX runs on the GPU, that MuJoCo renders through EGL, and that a debug
+#      update and a checkpoint round trip work with the pinned flax/optax/chex/orbax
+#      (.whl/pinned; without them, the image's own versions, if the pinned ones fail)
+#   1. planner: `bench planner` at paper settings, 1/4/16 envs, rollout loop vs unrolled
+#   2. update: `bench update` at paper size, conv_impl=xla (the GPU default) vs cpu
+#   3. train: a short pixel run of the paper preset, 2 seeds in one program, stopped by
+#      SIGTERM (finishes the episode, checkpoints) before the deadline
+#   4. tests: the planner, checkpoint and train tests on the GPU, if time is left
+#
+# $OUT/results.tgz holds session.txt (everything printed), check.txt, planner*.json/txt,
+# update*.json/txt, train.txt with the run's metrics/summary/config, evaluate.txt and its
+# video, tests.txt. Commit them under experiments/results/gpu-*/ with this command.
+# DRYRUN=1 runs the same stages at debug sizes on any backend (to test this script).
 set -uo pipefail
+budget="${1:-540}"
+start=$SECONDS
 OUT="${OUT:-/tmp/out}"
-mkdir -p "$OUT"
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  || { echo "wheel install failed"; exit 1; }
-export PYTHONPATH="/tmp/site:$PWD/src" MUJOCO_GL=egl PYTHONUNBUFFERED=1
+PY="${PY:-python3}"
+# The tool returns at most 8 files: everything goes to $W, packed into $OUT/results.tgz
+# after every stage (so a stage killed at the limit still leaves the earlier ones).
+W="${W:-/tmp/gpu-results}"
+mkdir -p "$OUT" "$W"
+pack() { tar czf "$OUT/results.tgz" -C "$W" . 2>/dev/null; }
+exec > >(tee "$W/session.txt") 2>&1
+left() { echo $((budget - (SECONDS - start))); }
+# stage NAME SECONDS CMD...: run CMD with at most SECONDS (less if the deadline is nearer).
+stage() {
+  local name="$1" want="$2"
+  shift 2
+  local have
+  have=$(($(left) - 10))
+  ((have < want)) && want=$have
+  if ((want < 20)); then
+    echo "== $name: skipped ($(left) s left)"
+    return 1
+  fi
+  echo "== $name: up to $want s ($(date -u +%T))"
+  timeout --signal=TERM --kill-after="${KILL_AFTER:-15}" "$want" "$@"
+  local rc=$?
+  echo "== $name: rc $rc after $((SECONDS - start)) s"
+  pack
+  return $rc
+}
 
-python3 - <<'PY' 2>&1 | tee "$OUT/check.txt"
-import time
-import jax
-import jax.numpy as jnp
-print("jax", jax.__version__, "devices", jax.devices())
-assert jax.default_backend() == "gpu", "JAX does not see the GPU"
-x = jnp.ones((4096, 4096))
-print("matmul on", (x @ x).devices())
-from planet_jax import config as C
-from planet_jax.envs import make_env
-env = make_env(C.preset("paper", "cheetah-run"), 0)
-env.reset(0)
-start = time.perf_counter()
-for _ in range(20):
-    env.render()
-print(f"EGL render ok: {1e3 * (time.perf_counter() - start) / 20:.1f} ms per 64x64 frame")
-PY
-[ "${PIPESTATUS[0]}" = 0 ] || { echo "environment check failed"; exit 1; }
-nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv | tee -a "$OUT/check.txt"
+if [ "${DRYRUN:-0}" = 1 ]; then
+  preset=debug want_backend="" envs="1 4" batches="4"
+  unroll=6
+else
+  preset=paper want_backend=gpu envs="1 4 16" batches="50"
+  unroll=12
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || { echo "wheel install failed"; exit 1; }
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/pinned .whl/pinned/*.whl \
+    || echo "pinned wheel install failed"
+  export PYTHONPATH="/tmp/pinned:/tmp/site:$PWD/src"
+fi
+export MUJOCO_GL="${MUJOCO_GL:-egl}" PYTHONUNBUFFERED=1 WANT_BACKEND="$want_backend"
 
-case "${1:-bench}" in
-  bench)
-    python3 -m planet_jax.bench all --preset paper --task cheetah-run --batch 16 50 --envs 1 4 16 \
-      --seeds 1 2 4 8 --repeats 5 --long-repeats 1 --json "$OUT/bench.json" 2>&1 \
-      | grep -v "settotalmass" | tee "$OUT/bench.txt"
-    ;;
-  train)
-    task="${2:?task}" seeds="${3:-4}" episodes="${4:-100}"
-    dir="/tmp/runs/gpu-$task"
-    # SIGTERM at 500 s: the run finishes its episode, saves and exits; re-running on a warm
-    # machine resumes it.
-    timeout --signal=TERM 500 python3 -m planet_jax.train --task "$task" --num-seeds "$seeds" \
-      --episodes "$episodes" --logdir "$dir" --no-progress 2>&1 | grep -v "settotalmass" | tee "$OUT/train.txt"
-    cp "$dir"/metrics.jsonl "$dir"/config.json "$dir"/summary.json "$dir"/curve.png "$OUT"/ 2>/dev/null
-    ;;
-  *)
-    echo "usage: run.sh bench | train TASK SEEDS EPISODES"; exit 2 ;;
-esac
+# A failure with the pinned flax/optax/chex/orbax falls back to the image's own versions.
+if ! stage check 150 "$PY" experiments/gpu/check.py 2>&1 | tee "$W/check.txt"; then
+  [ "${DRYRUN:-0}" = 1 ] && exit 1
+  echo "== check failed with the pinned libraries: retrying with the image's own"
+  export PYTHONPATH="/tmp/site:$PWD/src"
+  stage check-image 120 "$PY" experiments/gpu/check.py 2>&1 | tee "$W/check-image.txt" \
+    || { echo "environment check failed"; exit 1; }
+fi
+nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv 2>&1 | tee -a "$W/check.txt"
+
+bench() { stage "$1" 150 "$PY" -m planet_jax.bench "${@:2}" 2>&1 | grep -v settotalmass | tee "$W/$1.txt"; }
+# shellcheck disable=SC2086
+bench planner planner --preset $preset --envs $envs --repeats 10 --json "$W/planner.json"
+# shellcheck disable=SC2086
+bench planner-unrolled planner --preset $preset --envs $envs --repeats 10 --set rollout_unroll=$unroll \
+  --json "$W/planner-unrolled.json"
+# shellcheck disable=SC2086
+bench update update --preset $preset --batch $batches --repeats 5 --json "$W/update.json"
+
+run_dir=/tmp/runs/gpu-cartpole-swingup
+if [ "${DRYRUN:-0}" = 1 ]; then
+  train_args=(--preset debug --episodes 4)
+else
+  train_args=(--episodes 100)
+fi
+KILL_AFTER=60 stage train 200 "$PY" -m planet_jax.train --task cartpole-swingup --num-seeds 2 "${train_args[@]}" \
+  --logdir "$run_dir" --no-progress 2>&1 | grep -v settotalmass | tee "$W/train.txt"
+cp "$run_dir"/*.json* "$run_dir"/*.png "$W"/ 2>/dev/null
+ls -R "$run_dir" >>"$W/train.txt" 2>&1
+
+stage evaluate 90 "$PY" -m planet_jax.evaluate --logdir "$run_dir" --episodes 2 --videos 1 2>&1 \
+  | grep -v settotalmass | tee "$W/evaluate.txt"
+# shellcheck disable=SC2086
+bench update-cpu-convs update --preset $preset --batch $batches --repeats 5 --set conv_impl=cpu \
+  --json "$W/update-cpu-convs.json"
+# The planner and RSSM tests on the GPU (conftest pins the CPU unless JAX_PLATFORMS is set).
+JAX_PLATFORMS="" stage tests 100 "$PY" -m pytest -q -p no:cacheprovider -n 0 tests/test_planner.py tests/test_rssm.py \
+  2>&1 | tail -15 | tee "$W/tests.txt"
+cp -r "$run_dir"/eval "$W"/ 2>/dev/null
+pack
+echo "== done after $((SECONDS - start)) s"
+for f in "$W"/planner*.txt "$W"/update*.txt; do
+  echo "-- $f"
+  grep -E "ms|GFLOP|s/update| s " "$f" | head -12
+done

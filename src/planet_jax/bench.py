@@ -247,6 +247,7 @@ def bench_update(args) -> list[Record]:
     import jax
 
     from planet_jax import config as C
+    from planet_jax.networks import resolve_impl
     from planet_jax.state import create_train_state
     from planet_jax.update import update
 
@@ -273,7 +274,7 @@ def bench_update(args) -> list[Record]:
                 device=device,
                 gflop=update_gflop(cfg, batch, length),
                 matmul_readings=readings,
-                settings=_settings(cfg, args, batch=batch, length=length, conv_impl=cfg.model.conv_impl),
+                settings=_settings(cfg, args, batch=batch, length=length, conv_impl=resolve_impl(cfg.model.conv_impl)),
                 extra={"first_call_s": compile_s},
             )
         )
@@ -296,6 +297,7 @@ def bench_planner(args) -> list[Record]:
     import jax
 
     from planet_jax import rssm
+    from planet_jax.config import resolve_unroll
     from planet_jax.networks import init_params
     from planet_jax.planner import act_jit, env_mode
 
@@ -340,6 +342,9 @@ def bench_planner(args) -> list[Record]:
                     args,
                     envs=n,
                     env_axis=env_mode(cfg),
+                    rollout_unroll=resolve_unroll(
+                        cfg.planner.rollout_unroll, cfg.planner.horizon, jax.default_backend()
+                    ),
                     horizon=cfg.planner.horizon,
                     iterations=cfg.planner.num_iterations,
                     candidates=cfg.planner.num_candidates,

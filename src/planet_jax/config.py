@@ -136,7 +136,7 @@ class ModelConfig:
     min_std: float = 0.1
     """Floor added to the softplus standard deviation of the prior and posterior."""
     conv_impl: Literal["auto", "cpu", "xla"] = "auto"
-    """How convolutions run: `cpu` (exact matmul and stride-1 reformulations, fast on XLA:CPU), `xla` (lax convolutions, for GPU/TPU), `auto` picks by backend."""
+    """How convolutions run: `cpu` (exact matmul and stride-1 reformulations: made for XLA:CPU, and on an H200 3.7x faster than lax convolutions for the paper update), `xla` (lax convolutions: cuDNN, TPU), `auto`: `cpu` on CPU and GPU, `xla` on TPU (untested there)."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,8 @@ class PlannerConfig:
     """Std of Gaussian noise added to actions during data collection (never in tests)."""
     env_axis: Literal["auto", "vmap", "map"] = "auto"
     """How the searches of several environments run: `vmap` (one batched search: fast on GPU/TPU), `map` (one after another: each search's candidates stay in the CPU's cache), `auto`: map on CPU, vmap elsewhere."""
+    rollout_unroll: int = 0
+    """Horizon steps per loop iteration of the candidates' rollout (`lax.scan(unroll=...)`); 0 = auto: fully unrolled on GPU/TPU (an H200 plans one env in 6.7 ms instead of 9.6), a loop on CPU (no faster unrolled, slower to compile)."""
 
 
 @dataclass(frozen=True)
@@ -452,6 +454,13 @@ def resolve_axis(mode: str, backend: str) -> str:
     return mode
 
 
+def resolve_unroll(unroll: int, horizon: int, backend: str) -> int:
+    """The planner's `rollout_unroll` on a JAX backend: `0` (auto) is the horizon on GPU/TPU, 1 on CPU."""
+    if unroll == 0:
+        return 1 if backend == "cpu" else horizon
+    return unroll
+
+
 # ----------------------------------------------------------------------------------------
 # Validation.
 
@@ -465,6 +474,7 @@ _CHOICES = {
 # Fields that may be zero (all other integer and float fields must be positive).
 _NON_NEGATIVE = {
     "action_repeat",
+    "rollout_unroll",
     "overshooting_distance",
     "overshooting_kl_scale",
     "free_nats",

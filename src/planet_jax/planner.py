@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from planet_jax import rssm
-from planet_jax.config import Config, ConfigError, PlannerConfig, resolve_axis
+from planet_jax.config import Config, ConfigError, PlannerConfig, resolve_axis, resolve_unroll
 from planet_jax.networks import Modules
 from planet_jax.preprocess import prepare_obs
 
@@ -86,7 +86,9 @@ def score_sequences(params, belief: rssm.State, actions: jax.Array, key: jax.Arr
         return (state, total + reward_head.apply({"params": params["reward"]}, state.features)), None
 
     init = (start, jnp.zeros(actions.shape[0], actions.dtype))
-    (_, total), _ = jax.lax.scan(step, init, (jnp.swapaxes(actions, 0, 1), keys))
+    xs = (jnp.swapaxes(actions, 0, 1), keys)
+    unroll = resolve_unroll(cfg.planner.rollout_unroll, actions.shape[1], jax.default_backend())
+    (_, total), _ = jax.lax.scan(step, init, xs, unroll=unroll)
     return total
 
 
