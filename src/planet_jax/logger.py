@@ -146,13 +146,29 @@ def plot_curves(records: Iterable[dict], task: str, path: str, title: str = "") 
     os.replace(tmp, path)
 
 
-def write_video(path: str, frames: np.ndarray, fps: int = 20, scale: int = 2) -> None:
-    """uint8 frames [T, H, W, 3] -> an MP4 (H.264 via imageio-ffmpeg), upscaled `scale`x."""
+def write_video(path: str, frames: np.ndarray, fps: int = 20, scale: int = 2) -> str:
+    """uint8 frames [T, H, W, 3] -> an MP4 (H.264 via imageio-ffmpeg), upscaled `scale`x.
+
+    Returns the path written. Without imageio-ffmpeg (an install without this package's
+    dependencies), the frames are kept losslessly in `<path without .mp4>.npz` instead,
+    with a warning, rather than handing them to whichever imageio plugin answers.
+    """
+    import importlib.util
     import warnings
 
+    frames = np.asarray(frames, np.uint8)
+    if importlib.util.find_spec("imageio_ffmpeg") is None:
+        fallback = os.path.splitext(path)[0] + ".npz"
+        np.savez_compressed(fallback, frames=frames, fps=fps)
+        warnings.warn(
+            f"imageio-ffmpeg is not installed, so no MP4: the frames of {os.path.basename(path)} are in {fallback} "
+            "(`pip install imageio-ffmpeg` for videos)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return fallback
     import imageio.v2 as imageio
 
-    frames = np.asarray(frames, np.uint8)
     if scale > 1:
         frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
     # H.264 wants even sizes; macro_block_size=1 keeps our exact size.
@@ -160,6 +176,9 @@ def write_video(path: str, frames: np.ndarray, fps: int = 20, scale: int = 2) ->
         # imageio-ffmpeg starts ffmpeg with fork; the child only execs ffmpeg, so the
         # "fork in a multithreaded process" warning does not apply.
         warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
-        with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1, quality=8) as writer:
+        with imageio.get_writer(
+            path, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, quality=8
+        ) as writer:
             for frame in frames:
                 writer.append_data(frame)
+    return path
