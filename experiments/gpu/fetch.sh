@@ -24,6 +24,11 @@ python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d .whl \
   $(printf '%s\n' "${WHEELS[@]}" | grep -v '^$')
+# flax, optax, chex and orbax are on the image, but at other versions than the ones this
+# project is tested with: run.sh tries these first (pure Python, ~2.5 MB).
+mkdir -p .whl/pinned
+python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform any -d .whl/pinned "$(pin flax)" "$(pin optax)" "$(pin chex)" "$(pin orbax-checkpoint)"
 # Strip dm_control/locomotion from the wheel (and from its RECORD, so pip accepts it).
 python3 - <<'PY'
 import glob, os, zipfile

@@ -10,11 +10,14 @@
 #      check that JAX runs on the GPU, that MuJoCo renders through EGL, and that a debug
 #      update and a checkpoint round trip work with the pinned flax/optax/chex/orbax
 #      (.whl/pinned; without them, the image's own versions, if the pinned ones fail)
-#   1. planner: `bench planner` at paper settings, 1/4/16 envs, rollout loop vs unrolled
-#   2. update: `bench update` at paper size, conv_impl=xla (the GPU default) vs cpu
+#   1. planner: `bench planner` at paper settings, 1/4/16 envs, default (rollout unrolled
+#      on GPU) and with the rollout as a loop (rollout_unroll=1)
+#   2. update: `bench update` at paper size with the default matmul conv forms
 #   3. train: a short pixel run of the paper preset, 2 seeds in one program, stopped by
 #      SIGTERM (finishes the episode, checkpoints) before the deadline
-#   4. tests: the planner, checkpoint and train tests on the GPU, if time is left
+#   4. evaluate: restore that checkpoint, 2 noise-free episodes, a video
+#   5. the update with lax convolutions (conv_impl=xla) for comparison, then the planner
+#      and RSSM tests on the GPU, if time is left
 #
 # $OUT/results.tgz holds session.txt (everything printed), check.txt, planner*.json/txt,
 # update*.json/txt, train.txt with the run's metrics/summary/config, evaluate.txt and its
@@ -53,10 +56,8 @@ stage() {
 
 if [ "${DRYRUN:-0}" = 1 ]; then
   preset=debug want_backend="" envs="1 4" batches="4"
-  unroll=6
 else
   preset=paper want_backend=gpu envs="1 4 16" batches="50"
-  unroll=12
   for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -81,8 +82,8 @@ bench() { stage "$1" 150 "$PY" -m planet_jax.bench "${@:2}" 2>&1 | grep -v setto
 # shellcheck disable=SC2086
 bench planner planner --preset $preset --envs $envs --repeats 10 --json "$W/planner.json"
 # shellcheck disable=SC2086
-bench planner-unrolled planner --preset $preset --envs $envs --repeats 10 --set rollout_unroll=$unroll \
-  --json "$W/planner-unrolled.json"
+bench planner-loop planner --preset $preset --envs $envs --repeats 10 --set rollout_unroll=1 \
+  --json "$W/planner-loop.json"
 # shellcheck disable=SC2086
 bench update update --preset $preset --batch $batches --repeats 5 --json "$W/update.json"
 
@@ -100,8 +101,8 @@ ls -R "$run_dir" >>"$W/train.txt" 2>&1
 stage evaluate 90 "$PY" -m planet_jax.evaluate --logdir "$run_dir" --episodes 2 --videos 1 2>&1 \
   | grep -v settotalmass | tee "$W/evaluate.txt"
 # shellcheck disable=SC2086
-bench update-cpu-convs update --preset $preset --batch $batches --repeats 5 --set conv_impl=cpu \
-  --json "$W/update-cpu-convs.json"
+bench update-xla-convs update --preset $preset --batch $batches --repeats 5 --set conv_impl=xla \
+  --json "$W/update-xla-convs.json"
 # The planner and RSSM tests on the GPU (conftest pins the CPU unless JAX_PLATFORMS is set).
 JAX_PLATFORMS="" stage tests 100 "$PY" -m pytest -q -p no:cacheprovider -n 0 tests/test_planner.py tests/test_rssm.py \
   2>&1 | tail -15 | tee "$W/tests.txt"
