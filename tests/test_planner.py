@@ -58,9 +58,11 @@ def test_scores_equal_reward_summed_over_an_imagined_rollout():
     start = jax.tree.map(lambda x: jnp.broadcast_to(x, (6, *x.shape)), belief)
     states = rssm.imagine(params["cell"], start, actions, key, cfg=cfg)  # [J, H]
     expected = Modules(cfg).reward.apply({"params": params["reward"]}, states.features).sum(-1)
-    scores = jax.jit(score_sequences, static_argnames="cfg")(params, belief, actions, key, cfg=cfg)
-    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
-    assert len(set(np.asarray(scores).tolist())) == 6  # the candidates differ
+    for reward_pass in ("per_step", "after"):
+        form = C.replace(cfg, reward_pass=reward_pass)
+        scores = jax.jit(score_sequences, static_argnames="cfg")(params, belief, actions, key, cfg=form)
+        np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
+        assert len(set(np.asarray(scores).tolist())) == 6  # the candidates differ
 
 
 def test_unrolled_rollout_plans_the_same_action():
