@@ -3,8 +3,10 @@ import functools
 import chex
 import jax
 import numpy as np
+import pytest
 
 from helpers import UPDATE_METRICS, random_batch, tiny_config
+from planet_jax import convs
 from planet_jax.envs import ControlEnv
 from planet_jax.replay import Replay
 from planet_jax.state import create_train_state
@@ -46,8 +48,12 @@ def test_tiny_model_overfits_a_fixed_batch():
     assert last["loss"] < first["loss"]
 
 
-def test_vmapped_update_equals_separate_updates():
-    cfg = tiny_config(updates_per_call=2)
+@pytest.mark.parametrize("obs", ["state", "pixels"])
+def test_vmapped_update_equals_separate_updates(obs, monkeypatch):
+    # Pixels: the matmul conv forms (the CPU and GPU default; custom VJPs, window-by-window
+    # products) vmapped over agents, as `train --num-seeds N` runs them on a GPU.
+    monkeypatch.setattr(convs, "WIDE_WINDOW", 1)
+    cfg = tiny_config(obs=obs, updates_per_call=2, conv_impl="cpu")
     keys = jax.random.split(jax.random.key(0), 2)
     states = jax.vmap(functools.partial(create_train_state, cfg=cfg))(keys)
     batches = random_batch(cfg, 4, 8, lead=(2, 2))  # [seed, C, B, L, ...]
