@@ -10,14 +10,15 @@
 #      check that JAX runs on the GPU, that MuJoCo renders through EGL, and that a debug
 #      update and a checkpoint round trip work with the pinned flax/optax/chex/orbax
 #      (.whl/pinned; without them, the image's own versions, if the pinned ones fail)
-#   1. planner: `bench planner` at paper settings, 1/4/16 envs, default (rollout unrolled
-#      on GPU) and with the rollout as a loop (rollout_unroll=1)
-#   2. update: `bench update` at paper size with the default matmul conv forms
-#   3. train: a short pixel run of the paper preset, 2 seeds in one program, stopped by
+#   1. planner: `bench planner` at paper settings, 1/4/16 envs, as configured (rollout
+#      unrolled on GPU) and with the reward head after the rollout (reward_pass=after)
+#   2. update: `bench update` at paper size (B=50) with the default matmul conv forms
+#   3. sweep: 1 and 4 agents vmapped in one program, update and acting step
+#   4. train: a short pixel run of the paper preset, 2 seeds in one program, stopped by
 #      SIGTERM (finishes the episode, checkpoints) before the deadline
-#   4. evaluate: restore that checkpoint, 2 noise-free episodes, a video
-#   5. the update with lax convolutions (conv_impl=xla) for comparison, then the planner
-#      and RSSM tests on the GPU, if time is left
+#   5. evaluate: restore that checkpoint, 2 noise-free episodes, the frames
+#   6. if time is left: the planner with the rollout as a loop (rollout_unroll=1), the
+#      update with lax convolutions (conv_impl=xla), the planner and RSSM tests on the GPU
 #
 # $OUT/results.tgz holds session.txt (everything printed), check.txt, planner*.json/txt,
 # update*.json/txt, train.txt with the run's metrics/summary/config, evaluate.txt and its
@@ -55,9 +56,9 @@ stage() {
 }
 
 if [ "${DRYRUN:-0}" = 1 ]; then
-  preset=debug want_backend="" envs="1 4" batches="4"
+  preset=debug want_backend="" envs="1 4" batches="4" seeds="1 2"
 else
-  preset=paper want_backend=gpu envs="1 4 16" batches="50"
+  preset=paper want_backend=gpu envs="1 4 16" batches="50" seeds="1 4"
   for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -82,10 +83,12 @@ bench() { stage "$1" 150 "$PY" -m planet_jax.bench "${@:2}" 2>&1 | grep -v setto
 # shellcheck disable=SC2086
 bench planner planner --preset $preset --envs $envs --repeats 10 --json "$W/planner.json"
 # shellcheck disable=SC2086
-bench planner-loop planner --preset $preset --envs $envs --repeats 10 --set rollout_unroll=1 \
-  --json "$W/planner-loop.json"
+bench planner-reward-after planner --preset $preset --envs $envs --repeats 10 --set reward_pass=after \
+  --json "$W/planner-reward-after.json"
 # shellcheck disable=SC2086
 bench update update --preset $preset --batch $batches --repeats 5 --json "$W/update.json"
+# shellcheck disable=SC2086
+bench sweep sweep --preset $preset --seeds $seeds --updates-per-call 1 --repeats 5 --json "$W/sweep.json"
 
 run_dir=/tmp/runs/gpu-cartpole-swingup
 if [ "${DRYRUN:-0}" = 1 ]; then
@@ -93,23 +96,26 @@ if [ "${DRYRUN:-0}" = 1 ]; then
 else
   train_args=(--episodes 100)
 fi
-KILL_AFTER=60 stage train 200 "$PY" -m planet_jax.train --task cartpole-swingup --num-seeds 2 "${train_args[@]}" \
+KILL_AFTER=60 stage train 180 "$PY" -m planet_jax.train --task cartpole-swingup --num-seeds 2 "${train_args[@]}" \
   --logdir "$run_dir" --no-progress 2>&1 | grep -v settotalmass | tee "$W/train.txt"
 cp "$run_dir"/*.json* "$run_dir"/*.png "$W"/ 2>/dev/null
 ls -R "$run_dir" >>"$W/train.txt" 2>&1
 
 stage evaluate 90 "$PY" -m planet_jax.evaluate --logdir "$run_dir" --episodes 2 --videos 1 2>&1 \
   | grep -v settotalmass | tee "$W/evaluate.txt"
+cp -r "$run_dir"/eval "$W"/ 2>/dev/null
+# shellcheck disable=SC2086
+bench planner-loop planner --preset $preset --envs $envs --repeats 10 --set rollout_unroll=1 \
+  --json "$W/planner-loop.json"
 # shellcheck disable=SC2086
 bench update-xla-convs update --preset $preset --batch $batches --repeats 5 --set conv_impl=xla \
   --json "$W/update-xla-convs.json"
 # The planner and RSSM tests on the GPU (conftest pins the CPU unless JAX_PLATFORMS is set).
 JAX_PLATFORMS="" stage tests 100 "$PY" -m pytest -q -p no:cacheprovider -n 0 tests/test_planner.py tests/test_rssm.py \
   2>&1 | tail -15 | tee "$W/tests.txt"
-cp -r "$run_dir"/eval "$W"/ 2>/dev/null
 pack
 echo "== done after $((SECONDS - start)) s"
-for f in "$W"/planner*.txt "$W"/update*.txt; do
+for f in "$W"/planner*.txt "$W"/update*.txt "$W"/sweep.txt; do
   echo "-- $f"
   grep -E "ms|GFLOP|s/update| s " "$f" | head -12
 done
