@@ -9,8 +9,9 @@ Convolutions keep Flax's parameters (kernel [k, k, C_in, C_out] in HWIO layout, 
   - `cpu`: exact reformulations as matrix multiplies and stride-1 convolutions, chosen per
     layer and per direction (see `planet_jax.convs`), because XLA:CPU's transposed
     convolution weight gradient alone takes seconds per decoder layer.
-`auto` picks `cpu` on CPU and GPU (where it is also faster) and `xla` on TPU. `tests/test_convs.py` proves both equal
-`flax.linen.Conv` / `flax.linen.ConvTranspose` with the same weights.
+`auto` picks `cpu` on CPU and GPU (where it is also the faster) and `xla` on TPU.
+`tests/test_convs.py` proves both equal `flax.linen.Conv` / `flax.linen.ConvTranspose`
+with the same weights.
 """
 
 from __future__ import annotations
