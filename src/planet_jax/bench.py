@@ -297,9 +297,8 @@ def bench_planner(args) -> list[Record]:
     import jax
 
     from planet_jax import rssm
-    from planet_jax.config import resolve_unroll
     from planet_jax.networks import init_params
-    from planet_jax.planner import act_jit, env_mode
+    from planet_jax.planner import act_jit, env_mode, unroll_steps
 
     cfg = _bench_config(args)
     params = init_params(jax.random.key(0), cfg)
@@ -342,9 +341,7 @@ def bench_planner(args) -> list[Record]:
                     args,
                     envs=n,
                     env_axis=env_mode(cfg),
-                    rollout_unroll=resolve_unroll(
-                        cfg.planner.rollout_unroll, cfg.planner.horizon, jax.default_backend()
-                    ),
+                    rollout_unroll=unroll_steps(cfg),
                     horizon=cfg.planner.horizon,
                     iterations=cfg.planner.num_iterations,
                     candidates=cfg.planner.num_candidates,

@@ -96,9 +96,13 @@ def score_sequences(params, belief: rssm.State, actions: jax.Array, key: jax.Arr
 
     init = (start, jnp.zeros(actions.shape[0], actions.dtype))
     xs = (jnp.swapaxes(actions, 0, 1), keys)
-    unroll = resolve_unroll(cfg.planner.rollout_unroll, actions.shape[1], jax.default_backend())
-    (_, total), features = jax.lax.scan(step, init, xs, unroll=unroll)
+    (_, total), features = jax.lax.scan(step, init, xs, unroll=unroll_steps(cfg))
     return total if per_step else reward(features).sum(0)
+
+
+def unroll_steps(cfg: Config) -> int:
+    """Rollout steps per loop iteration: the config's `rollout_unroll`, with 0 (auto) resolved for the backend."""
+    return resolve_unroll(cfg.planner.rollout_unroll, cfg.planner.horizon, jax.default_backend())
 
 
 def plan(params, belief: rssm.State, key: jax.Array, *, cfg: Config) -> jax.Array:
