@@ -8,7 +8,7 @@ from helpers import tiny_config
 from planet_jax import config as C
 from planet_jax import rssm
 from planet_jax.networks import Modules, init_params
-from planet_jax.planner import act, cem, env_mode, plan, score_sequences
+from planet_jax.planner import act, cem, env_mode, plan, rollout_form, score_sequences
 
 H, A = 8, 2
 TARGET = jnp.asarray(np.random.default_rng(0).uniform(-0.8, 0.8, (H, A)), jnp.float32)
@@ -49,20 +49,35 @@ def _agent(obs="state", **overrides):
     return cfg, params
 
 
-def test_scores_equal_reward_summed_over_an_imagined_rollout():
-    cfg = tiny_config()
+@pytest.mark.parametrize("horizon", [1, 2, 5])
+def test_scores_equal_reward_summed_over_an_imagined_rollout(horizon):
+    cfg = tiny_config(horizon=horizon)
     params = init_params(jax.random.key(0), cfg)
     belief = jax.tree.map(lambda x: x[0] + 0.3, rssm.initial((1,), cfg))
-    actions = jax.random.uniform(jax.random.key(1), (6, cfg.planner.horizon, cfg.action_size), minval=-1, maxval=1)
+    actions = jax.random.uniform(jax.random.key(1), (6, horizon, cfg.action_size), minval=-1, maxval=1)
     key = jax.random.key(2)
     start = jax.tree.map(lambda x: jnp.broadcast_to(x, (6, *x.shape)), belief)
     states = rssm.imagine(params["cell"], start, actions, key, cfg=cfg)  # [J, H]
     expected = Modules(cfg).reward.apply({"params": params["reward"]}, states.features).sum(-1)
-    for reward_pass in ("per_step", "after"):
-        form = C.replace(cfg, reward_pass=reward_pass)
-        scores = jax.jit(score_sequences, static_argnames="cfg")(params, belief, actions, key, cfg=form)
-        np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
-        assert len(set(np.asarray(scores).tolist())) == 6  # the candidates differ
+    score = jax.jit(score_sequences, static_argnames="cfg")
+    for form in ("cell", "fused"):
+        for reward_pass in ("per_step", "after"):
+            for unroll in (1, horizon):
+                variant = C.replace(cfg, rollout_form=form, reward_pass=reward_pass, rollout_unroll=unroll)
+                scores = score(params, belief, actions, key, cfg=variant)
+                np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
+                assert len(set(np.asarray(scores).tolist())) == 6  # the candidates differ
+
+
+def test_rollout_form_is_resolved_for_the_backend_and_variant():
+    cfg = tiny_config()
+    assert [C.resolve_form("auto", b) for b in ("cpu", "gpu", "tpu")] == ["cell", "fused", "fused"]
+    assert C.resolve_form("cell", "gpu") == "cell"
+    assert rollout_form(C.replace(cfg, rollout_form="fused")) == "fused"
+    # The ssm and rnn variants have no fused form: they run the cell's prior_step.
+    assert rollout_form(C.replace(tiny_config(variant="ssm"), rollout_form="fused")) == "cell"
+    with pytest.raises(C.ConfigError, match="rollout_form must be one of auto, cell, fused, got 'fast'"):
+        C.validate(C.replace(cfg, rollout_form="fast"))
 
 
 def test_unrolled_rollout_plans_the_same_action():
@@ -83,9 +98,9 @@ def test_unrolled_rollout_plans_the_same_action():
         C.validate(C.replace(cfg, rollout_unroll=-1))
 
 
-@pytest.mark.parametrize("env_axis", ["vmap", "map"])
-def test_batched_act_equals_per_environment_calls(env_axis):
-    cfg, params = _agent(obs="pixels", env_axis=env_axis)
+@pytest.mark.parametrize("env_axis, form", [("vmap", "cell"), ("map", "cell"), ("vmap", "fused")])
+def test_batched_act_equals_per_environment_calls(env_axis, form):
+    cfg, params = _agent(obs="pixels", env_axis=env_axis, rollout_form=form)
     n = 3
     obs = np.random.default_rng(0).integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8)
     prev = jax.random.uniform(jax.random.key(1), (n, cfg.action_size), minval=-1, maxval=1)

@@ -10,17 +10,19 @@
 #      check that JAX runs on the GPU, that MuJoCo renders through EGL, and that a debug
 #      update and a checkpoint round trip work with the pinned flax/optax/chex/orbax
 #      (.whl/pinned; without them, the image's own versions, if the pinned ones fail)
-#   1. planner: `bench planner` at paper settings, 1/4/16 envs, as configured (rollout
-#      unrolled on GPU) and with the reward head after the rollout (reward_pass=after)
-#   2. update: `bench update` at paper size (B=50) with the default matmul conv forms
+#   1. breakdown (experiments/gpu/breakdown.py): `act` at paper settings for every rollout
+#      form x reward pass, 1 and 4 envs, in turns; its parts (posterior update, search,
+#      H=1 I=1, a no-op); each form's optimised HLO and its count of kernels
+#   2. planner: `bench planner` at paper settings, 1/4/16 envs, with the form that was
+#      fastest for one environment in stage 1
 #   3. sweep: 1 and 4 agents vmapped in one program, update and acting step
 #   4. train: a short pixel run of the paper preset, 2 seeds in one program, stopped by
 #      SIGTERM (finishes the episode, checkpoints) before the deadline
 #   5. evaluate: restore that checkpoint, 2 noise-free episodes, the frames
-#   6. if time is left: the planner with the rollout as a loop (rollout_unroll=1), the
-#      update with lax convolutions (conv_impl=xla), the planner and RSSM tests on the GPU
+#   6. if time is left: `bench update` at paper size (B=50), the planner and RSSM tests
 #
-# $OUT/results.tgz holds session.txt (everything printed), check.txt, planner*.json/txt,
+# $OUT/results.tgz holds session.txt (everything printed), check.txt, breakdown.json/txt
+# and hlo/, planner.json/txt, sweep.json/txt,
 # update*.json/txt, train.txt with the run's metrics/summary/config, evaluate.txt and its
 # video, tests.txt. Commit them under experiments/results/gpu-*/ with this command.
 # DRYRUN=1 runs the same stages at debug sizes on any backend (to test this script).
@@ -79,16 +81,23 @@ if ! stage check 150 "$PY" experiments/gpu/check.py 2>&1 | tee "$W/check.txt"; t
 fi
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv 2>&1 | tee -a "$W/check.txt"
 
-bench() { stage "$1" 150 "$PY" -m planet_jax.bench "${@:2}" 2>&1 | grep -v settotalmass | tee "$W/$1.txt"; }
+bench() { stage "$1" "$2" "$PY" -m planet_jax.bench "${@:3}" 2>&1 | grep -v settotalmass | tee "$W/$1.txt"; }
+# Every rollout form x reward pass, 1 and 4 envs, in turns; the parts; the HLO kernel counts.
+stage breakdown 200 env PRESET=$preset "$PY" experiments/gpu/breakdown.py --repeats 10 --json "$W/breakdown.json" \
+  --hlo-dir "$W/hlo" 2>&1 | grep -v settotalmass | tee "$W/breakdown.txt"
+# The headline figure with the fastest form for one environment found above.
+best=$("$PY" - "$W/breakdown.json" <<'PY' 2>/dev/null
+import json, sys
+records = [r for r in json.load(open(sys.argv[1]))["records"] if r.get("envs") == 1 and "reward_pass" in r]
+best = min(records, key=lambda r: r["ms"])
+print(f"--set rollout_form={best['rollout_form']} --set reward_pass={best['reward_pass']}")
+PY
+)
+echo "fastest form for one environment: ${best:-none (breakdown failed)}"
 # shellcheck disable=SC2086
-bench planner planner --preset $preset --envs $envs --repeats 10 --json "$W/planner.json"
+bench planner 120 planner --preset $preset --envs $envs --repeats 10 $best --json "$W/planner.json"
 # shellcheck disable=SC2086
-bench planner-reward-after planner --preset $preset --envs $envs --repeats 10 --set reward_pass=after \
-  --json "$W/planner-reward-after.json"
-# shellcheck disable=SC2086
-bench update update --preset $preset --batch $batches --repeats 5 --json "$W/update.json"
-# shellcheck disable=SC2086
-bench sweep sweep --preset $preset --seeds $seeds --updates-per-call 1 --repeats 5 --json "$W/sweep.json"
+bench sweep 100 sweep --preset $preset --seeds $seeds --updates-per-call 1 --repeats 5 --json "$W/sweep.json"
 
 run_dir=/tmp/runs/gpu-cartpole-swingup
 if [ "${DRYRUN:-0}" = 1 ]; then
@@ -96,26 +105,22 @@ if [ "${DRYRUN:-0}" = 1 ]; then
 else
   train_args=(--episodes 100)
 fi
-KILL_AFTER=60 stage train 180 "$PY" -m planet_jax.train --task cartpole-swingup --num-seeds 2 "${train_args[@]}" \
+KILL_AFTER=60 stage train 150 "$PY" -m planet_jax.train --task cartpole-swingup --num-seeds 2 "${train_args[@]}" \
   --logdir "$run_dir" --no-progress 2>&1 | grep -v settotalmass | tee "$W/train.txt"
 cp "$run_dir"/*.json* "$run_dir"/*.png "$W"/ 2>/dev/null
 ls -R "$run_dir" >>"$W/train.txt" 2>&1
 
-stage evaluate 90 "$PY" -m planet_jax.evaluate --logdir "$run_dir" --episodes 2 --videos 1 2>&1 \
+stage evaluate 60 "$PY" -m planet_jax.evaluate --logdir "$run_dir" --episodes 2 --videos 1 2>&1 \
   | grep -v settotalmass | tee "$W/evaluate.txt"
 cp -r "$run_dir"/eval "$W"/ 2>/dev/null
 # shellcheck disable=SC2086
-bench planner-loop planner --preset $preset --envs $envs --repeats 10 --set rollout_unroll=1 \
-  --json "$W/planner-loop.json"
-# shellcheck disable=SC2086
-bench update-xla-convs update --preset $preset --batch $batches --repeats 5 --set conv_impl=xla \
-  --json "$W/update-xla-convs.json"
+bench update 60 update --preset $preset --batch $batches --repeats 5 --json "$W/update.json"
 # The planner and RSSM tests on the GPU (conftest pins the CPU unless JAX_PLATFORMS is set).
 JAX_PLATFORMS="" stage tests 100 "$PY" -m pytest -q -p no:cacheprovider -n 0 tests/test_planner.py tests/test_rssm.py \
   2>&1 | tail -15 | tee "$W/tests.txt"
 pack
 echo "== done after $((SECONDS - start)) s"
-for f in "$W"/planner*.txt "$W"/update*.txt "$W"/sweep.txt; do
+for f in "$W"/breakdown.txt "$W"/planner*.txt "$W"/update*.txt "$W"/sweep.txt; do
   echo "-- $f"
   grep -E "ms|GFLOP|s/update| s " "$f" | head -12
 done

@@ -189,6 +189,8 @@ class PlannerConfig:
     """Where the search applies the reward head: `per_step` inside the rollout (the faster on CPU: `after` takes 1.15x as long on the 2-core EPYC), `after` once over all steps' features (fewer kernels per rollout step: meant for GPUs, not yet measured there)."""
     rollout_unroll: int = 0
     """Horizon steps per loop iteration of the candidates' rollout (`lax.scan(unroll=...)`); 0 = auto: fully unrolled on GPU/TPU (an H200 plans one env in 6.7 ms instead of 9.6), a loop on CPU (no faster unrolled, slower to compile)."""
+    rollout_form: Literal["auto", "cell", "fused"] = "auto"
+    """How the search's rollout computes a step: `cell` (the cell module's `prior_step`, as `imagine` runs it), `fused` (rssm variant: the same function with four matrix multiplies per step where the cell has five, the action half of the input layer precomputed for all steps: fewer kernels per step for GPUs; on the 2-core EPYC it took 1.07x as long), `auto`: cell on CPU, fused elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -456,6 +458,13 @@ def resolve_axis(mode: str, backend: str) -> str:
     return mode
 
 
+def resolve_form(form: str, backend: str) -> str:
+    """The planner's `rollout_form` on a JAX backend: `auto` is `cell` on CPU and `fused` elsewhere."""
+    if form == "auto":
+        return "cell" if backend == "cpu" else "fused"
+    return form
+
+
 def resolve_unroll(unroll: int, horizon: int, backend: str) -> int:
     """The planner's `rollout_unroll` on a JAX backend: `0` (auto) is the horizon on GPU/TPU, 1 on CPU."""
     if unroll == 0:
@@ -473,6 +482,7 @@ _CHOICES = {
     "agent_axis": ("auto", "vmap", "map"),
     "env_axis": ("auto", "vmap", "map"),
     "reward_pass": ("per_step", "after"),
+    "rollout_form": ("auto", "cell", "fused"),
 }
 # Fields that may be zero (all other integer and float fields must be positive).
 _NON_NEGATIVE = {

@@ -1,0 +1,141 @@
+"""Where a paper-size action's time goes, and which rollout form is fastest, on this device.
+
+    python experiments/gpu/breakdown.py [--repeats 10] [--json FILE] [--hlo-dir DIR]
+
+Times `act` (posterior update + CEM, paper settings, cheetah-run pixels) for every
+combination of `planner.rollout_form` (cell, fused) and `planner.reward_pass` (per_step,
+after), for 1 and 4 environments, all cases in turns (repeat by repeat), and the parts:
+a jitted no-op (the dispatch floor), the posterior update alone, the search alone, and
+`act` at H=1, I=1 (one rollout step: the fixed cost). With --hlo-dir it writes each
+form's optimised HLO for one environment and prints its count of top-level kernels
+(fusions, library calls such as cuBLAS GEMMs, sorts), the figure that sets a search's
+speed when it is bound by kernel latency. Medians in milliseconds; same keys everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from planet_jax import bench, rssm
+from planet_jax import config as C
+from planet_jax.networks import init_params
+from planet_jax.planner import act, observe_step, plan_batch, rollout_form, unroll_steps
+
+
+def kernel_counts(hlo: str) -> dict[str, int]:
+    """Top-level ops of an optimised HLO module that launch work: fusions by kind, custom
+    calls by target, and other ops, counted over every computation that is not a fusion body."""
+    counts: collections.Counter = collections.Counter()
+    fused = False
+    for line in hlo.splitlines():
+        head = re.match(r"^(ENTRY )?%?([\w.\-]+) .*\{\s*$", line)
+        if head:
+            fused = "fused" in head.group(2) or "fusion" in head.group(2)
+            continue
+        m = re.match(r"^\s+(ROOT )?%?[\w.\-]+ = \S+ (\w[\w\-]*)\(", line)
+        if fused or not m:
+            continue
+        op = m.group(2)
+        if op == "fusion":
+            kind = re.search(r"kind=(\w+)", line)
+            op = f"fusion:{kind.group(1) if kind else '?'}"
+        elif op == "custom-call":
+            target = re.search(r'custom_call_target="([^"]+)"', line)
+            op = f"custom-call:{target.group(1) if target else '?'}"
+        if op in ("parameter", "constant", "get-tuple-element", "tuple", "bitcast", "copy-start", "copy-done"):
+            continue
+        counts[op] += 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--envs", type=int, default=4, help="the batched case's environments")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--hlo-dir", default=None)
+    args = parser.parse_args()
+
+    base = C.validate(C.preset(os.environ.get("PRESET", "paper"), "cheetah-run"))
+    params = init_params(jax.random.key(0), base)
+    rng = np.random.default_rng(0)
+
+    def act_case(n, **overrides):
+        cfg = C.replace(base, **overrides)
+        fn = jax.jit(lambda p, b, a, o, k: act(p, b, a, o, k, cfg=cfg, explore=True))
+        obs = jax.device_put(rng.integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8))
+        inputs = (params, rssm.initial((n,), cfg), jnp.zeros((n, cfg.action_size)), obs)
+        return cfg, fn, inputs
+
+    cases, meta = {}, {}
+    for form in ("cell", "fused"):
+        for reward_pass in ("per_step", "after"):
+            for n in (1, args.envs):
+                name = f"act {form}/{reward_pass} envs={n}"
+                cfg, fn, inputs = act_case(n, rollout_form=form, reward_pass=reward_pass)
+                cases[name] = (fn, inputs)
+                meta[name] = dict(envs=n, rollout_form=rollout_form(cfg), reward_pass=reward_pass)
+                if args.hlo_dir and n == 1:
+                    os.makedirs(args.hlo_dir, exist_ok=True)
+                    text = fn.lower(*inputs, jax.random.key(0)).compile().as_text()
+                    with open(os.path.join(args.hlo_dir, f"act-{form}-{reward_pass}.hlo.txt"), "w") as f:
+                        f.write(text)
+                    meta[name]["kernels"] = kernel_counts(text)
+                    print(name, "top-level kernels:", meta[name]["kernels"], flush=True)
+    cfg, fn, inputs = act_case(1, horizon=1, num_iterations=1)
+    cases["act H=1 I=1 envs=1 (fixed cost)"] = (fn, inputs)
+    cfg = base
+    belief, prev, obs = rssm.initial((1,), cfg), jnp.zeros((1, cfg.action_size)), inputs[3]
+    observe = jax.jit(lambda p, b, a, o, k: observe_step(p, b, a, o, k, cfg=cfg))
+    cases["observe_step alone envs=1"] = (observe, (params, belief, prev, obs))
+    search = jax.jit(lambda p, b, k: plan_batch(p, b, jax.random.split(k, 1), cfg=cfg))
+    cases["plan_batch alone envs=1 (default form)"] = (search, (params, belief))
+    noop = jax.jit(lambda x, k: x + 1)
+    cases["jitted no-op (dispatch floor)"] = (noop, (jnp.zeros(()),))
+
+    first = {}
+    for name, (fn, inputs) in cases.items():
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*inputs, jax.random.key(0)))
+        jax.block_until_ready(fn(*inputs, jax.random.key(1)))
+        first[name] = time.perf_counter() - t
+    times = {name: [] for name in cases}
+    for r in range(args.repeats):
+        for name, (fn, inputs) in cases.items():
+            key = jax.random.key(100 + r)
+            t = time.perf_counter()
+            jax.block_until_ready(fn(*inputs, key))
+            times[name].append(time.perf_counter() - t)
+    device = bench.device_name()
+    print(f"device {device}, jax {jax.__version__}, rollout_unroll {unroll_steps(base)}, repeats {args.repeats}")
+    records = []
+    for name in cases:
+        ms = 1e3 * statistics.median(times[name])
+        print(f"{name:44s} {ms:8.3f} ms  [{1e3 * min(times[name]):.3f}, {1e3 * max(times[name]):.3f}]", flush=True)
+        records.append(
+            dict(
+                name=name,
+                device=device,
+                ms=ms,
+                times_s=times[name],
+                first_two_calls_s=first[name],
+                **meta.get(name, {}),
+            )
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(device=device, jax=jax.__version__, repeats=args.repeats, records=records), f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
