@@ -6,7 +6,8 @@ Times `act` (posterior update + CEM, paper settings, cheetah-run pixels) for eve
 combination of `planner.rollout_form` (cell, fused) and `planner.reward_pass` (per_step,
 after), for 1 and 4 environments, all cases in turns (repeat by repeat), and the parts:
 a jitted no-op (the dispatch floor), the posterior update alone, the search alone, and
-`act` at H=1, I=1 (one rollout step: the fixed cost). With --hlo-dir it writes each
+`act` and the search at H=1, I=1 (one rollout step: the fixed cost), the posterior
+update with lax convolutions (cuDNN) in place of the matmul forms. With --hlo-dir it writes each
 form's optimised HLO for one environment and prints its count of top-level kernels
 (fusions, library calls such as cuBLAS GEMMs, sorts), the figure that sets a search's
 speed when it is bound by kernel latency. Medians in milliseconds; same keys everywhere.
@@ -98,8 +99,12 @@ def main() -> None:
     belief, prev, obs = rssm.initial((1,), cfg), jnp.zeros((1, cfg.action_size)), inputs[3]
     observe = jax.jit(lambda p, b, a, o, k: observe_step(p, b, a, o, k, cfg=cfg))
     cases["observe_step alone envs=1"] = (observe, (params, belief, prev, obs))
-    search = jax.jit(lambda p, b, k: plan_batch(p, b, jax.random.split(k, 1), cfg=cfg))
-    cases["plan_batch alone envs=1 (default form)"] = (search, (params, belief))
+    observe_xla = C.replace(cfg, conv_impl="xla")
+    observe = jax.jit(lambda p, b, a, o, k: observe_step(p, b, a, o, k, cfg=observe_xla))
+    cases["observe_step alone conv_impl=xla envs=1"] = (observe, (params, belief, prev, obs))
+    for name, small in (("", cfg), (" H=1 I=1", C.replace(cfg, horizon=1, num_iterations=1))):
+        search = jax.jit(lambda p, b, k, small=small: plan_batch(p, b, jax.random.split(k, 1), cfg=small))
+        cases[f"plan_batch alone{name} envs=1 (default form)"] = (search, (params, belief))
     noop = jax.jit(lambda x, k: x + 1)
     cases["jitted no-op (dispatch floor)"] = (noop, (jnp.zeros(()),))
 
