@@ -68,7 +68,7 @@ def test_bench_planner_times_the_batch_sizes_in_turns(tmp_path):
     one, three = json.loads(path.read_text())
     assert (one["envs"], three["envs"]) == (1, 3) and one["env_axis"] == three["env_axis"] == "vmap"
     assert one["rollout_unroll"] == 1  # auto, resolved: a loop on the CPU the tests run on
-    assert one["rollout_form"] == "cell" and one["reward_pass"] == "per_step"  # auto on the CPU
+    assert one["reward_pass"] == "per_step"  # auto, resolved for the CPU
     assert one["x_one_env"] == 1.0 and three["x_one_env"] > 0
     assert one["matmul_readings"] == three["matmul_readings"]  # read around the shared block
     assert three["ms_per_env_action"] == pytest.approx(three["ms_per_action"] / 3)

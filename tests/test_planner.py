@@ -8,7 +8,7 @@ from helpers import tiny_config
 from planet_jax import config as C
 from planet_jax import rssm
 from planet_jax.networks import Modules, init_params
-from planet_jax.planner import act, cem, env_mode, plan, rollout_form, score_sequences
+from planet_jax.planner import act, cem, env_mode, plan, reward_pass, score_sequences
 
 H, A = 8, 2
 TARGET = jnp.asarray(np.random.default_rng(0).uniform(-0.8, 0.8, (H, A)), jnp.float32)
@@ -60,24 +60,21 @@ def test_scores_equal_reward_summed_over_an_imagined_rollout(horizon):
     states = rssm.imagine(params["cell"], start, actions, key, cfg=cfg)  # [J, H]
     expected = Modules(cfg).reward.apply({"params": params["reward"]}, states.features).sum(-1)
     score = jax.jit(score_sequences, static_argnames="cfg")
-    for form in ("cell", "fused"):
-        for reward_pass in ("per_step", "after"):
-            for unroll in (1, horizon):
-                variant = C.replace(cfg, rollout_form=form, reward_pass=reward_pass, rollout_unroll=unroll)
-                scores = score(params, belief, actions, key, cfg=variant)
-                np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
-                assert len(set(np.asarray(scores).tolist())) == 6  # the candidates differ
+    for form in ("per_step", "after"):
+        for unroll in (1, horizon):
+            scores = score(params, belief, actions, key, cfg=C.replace(cfg, reward_pass=form, rollout_unroll=unroll))
+            np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
+            assert len(set(np.asarray(scores).tolist())) == 6  # the candidates differ
 
 
-def test_rollout_form_is_resolved_for_the_backend_and_variant():
+def test_reward_pass_is_resolved_for_the_backend_and_checked():
     cfg = tiny_config()
-    assert [C.resolve_form("auto", b) for b in ("cpu", "gpu", "tpu")] == ["cell", "fused", "fused"]
-    assert C.resolve_form("cell", "gpu") == "cell"
-    assert rollout_form(C.replace(cfg, rollout_form="fused")) == "fused"
-    # The ssm and rnn variants have no fused form: they run the cell's prior_step.
-    assert rollout_form(C.replace(tiny_config(variant="ssm"), rollout_form="fused")) == "cell"
-    with pytest.raises(C.ConfigError, match="rollout_form must be one of auto, cell, fused, got 'fast'"):
-        C.validate(C.replace(cfg, rollout_form="fast"))
+    assert reward_pass(cfg) == ("per_step" if jax.default_backend() == "cpu" else "after")  # auto
+    assert [C.resolve_reward_pass("auto", b) for b in ("cpu", "gpu", "tpu")] == ["per_step", "after", "after"]
+    assert C.resolve_reward_pass("per_step", "gpu") == "per_step"
+    assert reward_pass(C.replace(cfg, reward_pass="after")) == "after"
+    with pytest.raises(C.ConfigError, match="reward_pass must be one of auto, per_step, after, got 'end'"):
+        C.validate(C.replace(cfg, reward_pass="end"))
 
 
 def test_unrolled_rollout_plans_the_same_action():
@@ -98,9 +95,10 @@ def test_unrolled_rollout_plans_the_same_action():
         C.validate(C.replace(cfg, rollout_unroll=-1))
 
 
-@pytest.mark.parametrize("env_axis, form", [("vmap", "cell"), ("map", "cell"), ("vmap", "fused")])
+@pytest.mark.parametrize("env_axis, form", [("vmap", "per_step"), ("map", "per_step"), ("vmap", "after")])
 def test_batched_act_equals_per_environment_calls(env_axis, form):
-    cfg, params = _agent(obs="pixels", env_axis=env_axis, rollout_form=form)
+    # vmap with the reward head after the rollout: the GPU defaults.
+    cfg, params = _agent(obs="pixels", env_axis=env_axis, reward_pass=form)
     n = 3
     obs = np.random.default_rng(0).integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8)
     prev = jax.random.uniform(jax.random.key(1), (n, cfg.action_size), minval=-1, maxval=1)

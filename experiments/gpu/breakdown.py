@@ -2,13 +2,13 @@
 
     python experiments/gpu/breakdown.py [--repeats 10] [--json FILE] [--hlo-dir DIR]
 
-Times `act` (posterior update + CEM, paper settings, cheetah-run pixels) for every
-combination of `planner.rollout_form` (cell, fused) and `planner.reward_pass` (per_step,
-after), for 1 and 4 environments, all cases in turns (repeat by repeat), and the parts:
+Times `act` (posterior update + CEM, paper settings, cheetah-run pixels) with each
+`planner.reward_pass` (per_step, after), for 1 and 4 environments, all cases in turns
+(repeat by repeat), and the parts:
 a jitted no-op (the dispatch floor), the posterior update alone, the search alone, and
 `act` and the search at H=1, I=1 (one rollout step: the fixed cost), the posterior
-update with lax convolutions (cuDNN) in place of the matmul forms. With --hlo-dir it writes each
-form's optimised HLO for one environment and prints its count of top-level kernels
+update with lax convolutions (cuDNN) in place of the matmul forms. With --hlo-dir it writes
+each form's optimised HLO for one environment and prints its count of top-level kernels
 (fusions, library calls such as cuBLAS GEMMs, sorts), the figure that sets a search's
 speed when it is bound by kernel latency. Medians in milliseconds; same keys everywhere.
 """
@@ -30,7 +30,7 @@ import numpy as np
 from planet_jax import bench, rssm
 from planet_jax import config as C
 from planet_jax.networks import init_params
-from planet_jax.planner import act, observe_step, plan_batch, rollout_form, unroll_steps
+from planet_jax.planner import act, observe_step, plan_batch, unroll_steps
 
 
 def kernel_counts(hlo: str) -> dict[str, int]:
@@ -79,20 +79,19 @@ def main() -> None:
         return cfg, fn, inputs
 
     cases, meta = {}, {}
-    for form in ("cell", "fused"):
-        for reward_pass in ("per_step", "after"):
-            for n in (1, args.envs):
-                name = f"act {form}/{reward_pass} envs={n}"
-                cfg, fn, inputs = act_case(n, rollout_form=form, reward_pass=reward_pass)
-                cases[name] = (fn, inputs)
-                meta[name] = dict(envs=n, rollout_form=rollout_form(cfg), reward_pass=reward_pass)
-                if args.hlo_dir and n == 1:
-                    os.makedirs(args.hlo_dir, exist_ok=True)
-                    text = fn.lower(*inputs, jax.random.key(0)).compile().as_text()
-                    with open(os.path.join(args.hlo_dir, f"act-{form}-{reward_pass}.hlo.txt"), "w") as f:
-                        f.write(text)
-                    meta[name]["kernels"] = kernel_counts(text)
-                    print(name, "top-level kernels:", meta[name]["kernels"], flush=True)
+    for form in ("per_step", "after"):
+        for n in (1, args.envs):
+            name = f"act reward_pass={form} envs={n}"
+            cfg, fn, inputs = act_case(n, reward_pass=form)
+            cases[name] = (fn, inputs)
+            meta[name] = dict(envs=n, reward_pass=form)
+            if args.hlo_dir and n == 1:
+                os.makedirs(args.hlo_dir, exist_ok=True)
+                text = fn.lower(*inputs, jax.random.key(0)).compile().as_text()
+                with open(os.path.join(args.hlo_dir, f"act-{form}.hlo.txt"), "w") as f:
+                    f.write(text)
+                meta[name]["kernels"] = kernel_counts(text)
+                print(name, "top-level kernels:", meta[name]["kernels"], flush=True)
     cfg, fn, inputs = act_case(1, horizon=1, num_iterations=1)
     cases["act H=1 I=1 envs=1 (fixed cost)"] = (fn, inputs)
     cfg = base
@@ -104,7 +103,7 @@ def main() -> None:
     cases["observe_step alone conv_impl=xla envs=1"] = (observe, (params, belief, prev, obs))
     for name, small in (("", cfg), (" H=1 I=1", C.replace(cfg, horizon=1, num_iterations=1))):
         search = jax.jit(lambda p, b, k, small=small: plan_batch(p, b, jax.random.split(k, 1), cfg=small))
-        cases[f"plan_batch alone{name} envs=1 (default form)"] = (search, (params, belief))
+        cases[f"plan_batch alone{name} envs=1 (default)"] = (search, (params, belief))
     noop = jax.jit(lambda x, k: x + 1)
     cases["jitted no-op (dispatch floor)"] = (noop, (jnp.zeros(()),))
 

@@ -10,8 +10,8 @@
 #      check that JAX runs on the GPU, that MuJoCo renders through EGL, and that a debug
 #      update and a checkpoint round trip work with the pinned flax/optax/chex/orbax
 #      (.whl/pinned; without them, the image's own versions, if the pinned ones fail)
-#   1. breakdown (experiments/gpu/breakdown.py): `act` at paper settings for every rollout
-#      form x reward pass, 1 and 4 envs, in turns; its parts (posterior update, search,
+#   1. breakdown (experiments/gpu/breakdown.py): `act` at paper settings with each reward
+#      pass, 1 and 4 envs, in turns; its parts (posterior update, search,
 #      H=1 I=1, a no-op); each form's optimised HLO and its count of kernels
 #   2. planner: `bench planner` at paper settings, 1/4/16 envs, with the form that was
 #      fastest for one environment in stage 1
@@ -26,6 +26,7 @@
 # update*.json/txt, train.txt with the run's metrics/summary/config, evaluate.txt and its
 # video, tests.txt. Commit them under experiments/results/gpu-*/ with this command.
 # DRYRUN=1 runs the same stages at debug sizes on any backend (to test this script).
+# ONLY=planner,update,tests runs only the stages named (the planner then as configured).
 set -uo pipefail
 budget="${1:-540}"
 start=$SECONDS
@@ -42,6 +43,10 @@ left() { echo $((budget - (SECONDS - start))); }
 stage() {
   local name="$1" want="$2"
   shift 2
+  if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$name,"* ]]; then
+    echo "== $name: not in ONLY=$ONLY"
+    return 0
+  fi
   local have
   have=$(($(left) - 10))
   ((have < want)) && want=$have
@@ -82,7 +87,7 @@ fi
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv 2>&1 | tee -a "$W/check.txt"
 
 bench() { stage "$1" "$2" "$PY" -m planet_jax.bench "${@:3}" 2>&1 | grep -v settotalmass | tee "$W/$1.txt"; }
-# Every rollout form x reward pass, 1 and 4 envs, in turns; the parts; the HLO kernel counts.
+# Each reward pass, 1 and 4 envs, in turns; the parts; the HLO kernel counts.
 stage breakdown 200 env PRESET=$preset "$PY" experiments/gpu/breakdown.py --repeats 10 --json "$W/breakdown.json" \
   --hlo-dir "$W/hlo" 2>&1 | grep -v settotalmass | tee "$W/breakdown.txt"
 # The headline figure with the fastest form for one environment found above.
@@ -90,10 +95,10 @@ best=$("$PY" - "$W/breakdown.json" <<'PY' 2>/dev/null
 import json, sys
 records = [r for r in json.load(open(sys.argv[1]))["records"] if r.get("envs") == 1 and "reward_pass" in r]
 best = min(records, key=lambda r: r["ms"])
-print(f"--set rollout_form={best['rollout_form']} --set reward_pass={best['reward_pass']}")
+print(f"--set reward_pass={best['reward_pass']}")
 PY
 )
-echo "fastest form for one environment: ${best:-none (breakdown failed)}"
+echo "fastest form for one environment: ${best:-none found (the planner runs as configured)}"
 # shellcheck disable=SC2086
 bench planner 120 planner --preset $preset --envs $envs --repeats 10 $best --json "$W/planner.json"
 # shellcheck disable=SC2086

@@ -298,7 +298,7 @@ def bench_planner(args) -> list[Record]:
 
     from planet_jax import rssm
     from planet_jax.networks import init_params
-    from planet_jax.planner import act_jit, env_mode, rollout_form, unroll_steps
+    from planet_jax.planner import act_jit, env_mode, reward_pass, unroll_steps
 
     cfg = _bench_config(args)
     params = init_params(jax.random.key(0), cfg)
@@ -342,8 +342,7 @@ def bench_planner(args) -> list[Record]:
                     envs=n,
                     env_axis=env_mode(cfg),
                     rollout_unroll=unroll_steps(cfg),
-                    rollout_form=rollout_form(cfg),
-                    reward_pass=cfg.planner.reward_pass,
+                    reward_pass=reward_pass(cfg),
                     horizon=cfg.planner.horizon,
                     iterations=cfg.planner.num_iterations,
                     candidates=cfg.planner.num_candidates,

@@ -185,12 +185,10 @@ class PlannerConfig:
     """Std of Gaussian noise added to actions during data collection (never in tests)."""
     env_axis: Literal["auto", "vmap", "map"] = "auto"
     """How the searches of several environments run: `vmap` (one batched search: fast on GPU/TPU), `map` (one after another: each search's candidates stay in the CPU's cache), `auto`: map on CPU, vmap elsewhere."""
-    reward_pass: Literal["per_step", "after"] = "per_step"
-    """Where the search applies the reward head: `per_step` inside the rollout (the faster on CPU: `after` takes 1.15x as long on the 2-core EPYC), `after` once over all steps' features (fewer kernels per rollout step: meant for GPUs, not yet measured there)."""
+    reward_pass: Literal["auto", "per_step", "after"] = "auto"
+    """Where the search applies the reward head: `per_step` inside the rollout (the faster on CPU: `after` takes 1.15x as long on the 2-core EPYC), `after` once over all steps' features (fewer kernels in the rollout's sequential chain: an H100 plans one env in 5.1 ms instead of 5.5, four in 10.1 instead of 11.3), `auto`: per_step on CPU, after elsewhere."""
     rollout_unroll: int = 0
     """Horizon steps per loop iteration of the candidates' rollout (`lax.scan(unroll=...)`); 0 = auto: fully unrolled on GPU/TPU (an H200 plans one env in 6.7 ms instead of 9.6), a loop on CPU (no faster unrolled, slower to compile)."""
-    rollout_form: Literal["auto", "cell", "fused"] = "auto"
-    """How the search's rollout computes a step: `cell` (the cell module's `prior_step`, as `imagine` runs it), `fused` (rssm variant: the same function with four matrix multiplies per step where the cell has five, the action half of the input layer precomputed for all steps: fewer kernels per step for GPUs; on the 2-core EPYC it took 1.07x as long), `auto`: cell on CPU, fused elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -458,11 +456,11 @@ def resolve_axis(mode: str, backend: str) -> str:
     return mode
 
 
-def resolve_form(form: str, backend: str) -> str:
-    """The planner's `rollout_form` on a JAX backend: `auto` is `cell` on CPU and `fused` elsewhere."""
-    if form == "auto":
-        return "cell" if backend == "cpu" else "fused"
-    return form
+def resolve_reward_pass(mode: str, backend: str) -> str:
+    """The planner's `reward_pass` on a JAX backend: `auto` is `per_step` on CPU and `after` elsewhere."""
+    if mode == "auto":
+        return "per_step" if backend == "cpu" else "after"
+    return mode
 
 
 def resolve_unroll(unroll: int, horizon: int, backend: str) -> int:
@@ -481,8 +479,7 @@ _CHOICES = {
     "conv_impl": ("auto", "cpu", "xla"),
     "agent_axis": ("auto", "vmap", "map"),
     "env_axis": ("auto", "vmap", "map"),
-    "reward_pass": ("per_step", "after"),
-    "rollout_form": ("auto", "cell", "fused"),
+    "reward_pass": ("auto", "per_step", "after"),
 }
 # Fields that may be zero (all other integer and float fields must be positive).
 _NON_NEGATIVE = {

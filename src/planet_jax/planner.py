@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from planet_jax import rssm
-from planet_jax.config import Config, ConfigError, PlannerConfig, resolve_axis, resolve_form, resolve_unroll
+from planet_jax.config import Config, ConfigError, PlannerConfig, resolve_axis, resolve_reward_pass, resolve_unroll
 from planet_jax.networks import Modules
 from planet_jax.preprocess import prepare_obs
 
@@ -70,121 +70,41 @@ def score_sequences(params, belief: rssm.State, actions: jax.Array, key: jax.Arr
     """Sum over the horizon of the predicted reward means along a stochastic prior rollout.
 
     belief: State [] (one environment's posterior); actions: [J, H, A]. Returns [J].
-    Every form below gives `reward(imagine(...).features).sum(-1)` with the same samples
-    (tested).
-
-    `PlannerConfig.reward_pass`: `per_step` adds each step's reward inside the rollout's
-    scan instead of storing the [J, H, F] features and reading them back: the faster form
-    on CPUs (`after` took 1.15x as long for one environment on the 2-core EPYC, timed in
-    turns; 1.05x for one and 1.15x for four on the Xeon). `after` runs the reward head once
-    over all H x J features, so each rollout step launches fewer kernels and the reward
-    head larger ones (meant for GPUs, whose search is latency-bound).
-
-    `PlannerConfig.rollout_form` (see `rollout_form`): `fused` (rssm variant only) runs
-    the transition as `_fused_transition` writes it, `cell` the cell module's `prior_step`.
+    Both forms of `PlannerConfig.reward_pass` (see `reward_pass`) give
+    `reward(imagine(...).features).sum(-1)` with the same samples (tested). `per_step` adds
+    each step's reward inside the rollout's scan instead of storing the [J, H, F] features
+    and reading them back: the faster form on CPUs (`after` took 1.15x as long for one
+    environment on the 2-core EPYC, timed in turns). `after` runs the reward head once over
+    all H x J features, so the rollout's sequential chain of kernels is shorter and the
+    reward head's kernels larger: the faster form on GPUs, whose search is bound by kernel
+    latency (on an H100, 5.1 ms per action for one environment instead of 5.5, 10.1 for
+    four instead of 11.3; experiments/results/gpu-h100).
     """
     reward_head = Modules(cfg).reward
-    per_step = cfg.planner.reward_pass == "per_step"
+    start = jax.tree.map(lambda x: jnp.broadcast_to(x, (actions.shape[0], *x.shape)), belief)
     keys = jax.random.split(key, actions.shape[1])  # as in `rssm.imagine`
-    if rollout_form(cfg) == "fused":
-        transition, init, xs = _fused_transition(params["cell"], belief, actions, keys, cfg=cfg)
-    else:
-        transition, init, xs = _cell_transition(params["cell"], belief, actions, keys, cfg=cfg)
+    per_step = reward_pass(cfg) == "per_step"
 
     def reward(features):
         return reward_head.apply({"params": params["reward"]}, features)
 
-    def step(carry, inputs, last=False):
-        state, total = carry
-        state, features = transition(state, inputs, last)
-        if per_step:
-            return (state, total + reward(features)), None
-        return (state, total), features
-
-    # The last step runs outside the scan: the fused form skips work only later steps need.
-    head, tail = jax.tree.map(lambda x: x[:-1], xs), jax.tree.map(lambda x: x[-1], xs)
-    carry = (init, jnp.zeros(actions.shape[0], actions.dtype))
-    carry, features = jax.lax.scan(step, carry, head, unroll=max(1, min(unroll_steps(cfg), actions.shape[1] - 1)))
-    (_, total), last = step(carry, tail, last=True)
-    if per_step:
-        return total
-    return reward(jnp.concatenate([features, last[None]])).sum(0)
-
-
-def _cell_transition(cell, belief: rssm.State, actions: jax.Array, keys: jax.Array, *, cfg: Config):
-    """The rollout as `rssm.imagine` runs it: carry State [J]; inputs (a_t [J, A], key)."""
-
-    def transition(prev, inputs, last):
+    def step(carry, inputs):
+        prev, total = carry
         action, k = inputs
-        state = rssm.prior_step(cell, prev, action, k, cfg=cfg)
-        return state, state.features
+        state = rssm.prior_step(params["cell"], prev, action, k, cfg=cfg)
+        if per_step:
+            return (state, total + reward(state.features)), None
+        return (state, total), state.features
 
-    init = jax.tree.map(lambda x: jnp.broadcast_to(x, (actions.shape[0], *x.shape)), belief)
-    return transition, init, (jnp.swapaxes(actions, 0, 1), keys)
-
-
-def _fused_transition(cell, belief: rssm.State, actions: jax.Array, keys: jax.Array, *, cfg: Config):
-    """`rssm.prior_step` of the rssm variant rewritten for a search: the same function
-    with fewer, larger matrix multiplies per step, from the cell's own parameters.
-
-    - The action half of the input layer, a_t W_a + b, is one multiply over all H steps
-      before the rollout; each step multiplies only z_{t-1} W_z.
-    - h_t feeds both the prior's hidden layer now and the GRU's recurrent gates next
-      step, so one multiply by [U | W_prior] serves both (the last step skips U), and
-      h_0 U, the same for every candidate, is computed once.
-    So a step has four multiplies where the cell has five (six with the concatenation of
-    [z, a]): on a GPU, where the search is bound by the number of kernels in the rollout's
-    sequential chain, fewer kernels. Carry (h [J, D], z [J, S], h U + b_h [J, 3D]).
-    """
-    s_size, d_size = cfg.stoch_size, cfg.deter_size
-
-    def dense(layer):
-        return layer["kernel"], layer["bias"]
-
-    w_in, b_in = dense(cell["transition_in"])
-    w_z = w_in[:s_size]
-    w_x, b_x = dense(cell["gru"]["input"])
-    u_h, b_h = dense(cell["gru"]["hidden"])
-    w_p, b_p = dense(cell["prior_hidden"])
-    w_s, b_s = dense(cell["prior_stats"])
-    u_p, b_up = jnp.concatenate([u_h, w_p], 1), jnp.concatenate([b_h, b_p])
-    min_std = cfg.model.min_std
-    # [H, J, hidden]: the input layer's action half and bias, every step at once.
-    action_in = jnp.einsum("jha,ak->hjk", actions, w_in[s_size:]) + b_in
-
-    def transition(carry, inputs, last):
-        h, z, gh = carry
-        a_in, k = inputs
-        x = jax.nn.relu(z @ w_z + a_in)
-        gx = x @ w_x + b_x
-        r = jax.nn.sigmoid(gx[:, :d_size] + gh[:, :d_size])
-        u = jax.nn.sigmoid(gx[:, d_size : 2 * d_size] + gh[:, d_size : 2 * d_size])
-        n = jnp.tanh(gx[:, 2 * d_size :] + r * gh[:, 2 * d_size :])
-        h = (1.0 - u) * n + u * h
-        if last:
-            p = h @ w_p + b_p
-        else:
-            hp = h @ u_p + b_up
-            gh, p = hp[:, : 3 * d_size], hp[:, 3 * d_size :]
-        mean, std = jnp.split(jax.nn.relu(p) @ w_s + b_s, 2, axis=-1)
-        z = rssm.sample(mean, jax.nn.softplus(std) + min_std, k)
-        return (h, z, gh), jnp.concatenate([h, z], -1)
-
-    j = actions.shape[0]
-    init = (
-        jnp.broadcast_to(belief.deter, (j, d_size)),
-        jnp.broadcast_to(belief.stoch, (j, s_size)),
-        jnp.broadcast_to(belief.deter @ u_h + b_h, (j, 3 * d_size)),
-    )
-    return transition, init, (action_in, keys)
+    init = (start, jnp.zeros(actions.shape[0], actions.dtype))
+    xs = (jnp.swapaxes(actions, 0, 1), keys)
+    (_, total), features = jax.lax.scan(step, init, xs, unroll=unroll_steps(cfg))
+    return total if per_step else reward(features).sum(0)
 
 
-def rollout_form(cfg: Config) -> str:
-    """`cell` or `fused`: the config's `rollout_form`, with `auto` resolved for the backend
-    (and `cell` for the ssm and rnn variants, which have no fused form)."""
-    if cfg.model.variant != "rssm":
-        return "cell"
-    return resolve_form(cfg.planner.rollout_form, jax.default_backend())
+def reward_pass(cfg: Config) -> str:
+    """`per_step` or `after`: the config's `reward_pass`, with `auto` resolved for the backend."""
+    return resolve_reward_pass(cfg.planner.reward_pass, jax.default_backend())
 
 
 def unroll_steps(cfg: Config) -> int:
