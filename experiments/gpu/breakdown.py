@@ -33,30 +33,33 @@ from planet_jax.networks import init_params
 from planet_jax.planner import act, observe_step, plan_batch, unroll_steps
 
 
-def kernel_counts(hlo: str) -> dict[str, int]:
-    """Top-level ops of an optimised HLO module that launch work: fusions by kind, custom
-    calls by target, and other ops, counted over every computation that is not a fusion body."""
-    counts: collections.Counter = collections.Counter()
-    fused = False
+def kernel_counts(hlo: str) -> dict[str, dict[str, int]]:
+    """Ops that launch work in an optimised HLO module, per computation that runs them: the
+    entry and each while loop's body (counted once: a body runs once per iteration).
+    Fusions are counted by kind (a GEMM fusion is `fusion:kCustom`), custom calls by
+    target (`__cublas$lt$matmul`), everything else by opcode."""
+    bodies = set(re.findall(r"body=%([\w.\-]+)", hlo))
+    counts: dict[str, collections.Counter] = {}
+    current = None
     for line in hlo.splitlines():
-        head = re.match(r"^(ENTRY )?%?([\w.\-]+) .*\{\s*$", line)
+        head = re.match(r"^(ENTRY )?%([\w.\-]+) .*\{\s*$", line)
         if head:
-            fused = "fused" in head.group(2) or "fusion" in head.group(2)
+            current = "entry" if head.group(1) else (f"while body {head.group(2)}" if head.group(2) in bodies else None)
             continue
-        m = re.match(r"^\s+(ROOT )?%?[\w.\-]+ = \S+ (\w[\w\-]*)\(", line)
-        if fused or not m:
+        m = re.match(r"^\s+(ROOT )?%[\w.\-]+ = (\([^()]*\)|\S+) ([\w\-]+)\(", line)
+        if current is None or not m:
             continue
-        op = m.group(2)
+        op = m.group(3)
         if op == "fusion":
             kind = re.search(r"kind=(\w+)", line)
             op = f"fusion:{kind.group(1) if kind else '?'}"
         elif op == "custom-call":
             target = re.search(r'custom_call_target="([^"]+)"', line)
             op = f"custom-call:{target.group(1) if target else '?'}"
-        if op in ("parameter", "constant", "get-tuple-element", "tuple", "bitcast", "copy-start", "copy-done"):
+        if op in ("parameter", "constant", "get-tuple-element", "tuple", "bitcast"):
             continue
-        counts[op] += 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+        counts.setdefault(current, collections.Counter())[op] += 1
+    return {name: dict(c.most_common()) for name, c in counts.items()}
 
 
 def main() -> None:
