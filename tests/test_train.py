@@ -187,3 +187,15 @@ def test_agent_learns_cartpole_balance_from_states(tmp_path):
     best = max(r["return"] for r in tests[1:])
     print(f"random policy {random_mean:.1f}; agent test returns {[round(r['return'], 1) for r in tests]}")
     assert best >= 1.5 * random_mean, (best, random_mean, [r["return"] for r in tests])
+
+
+def test_acting_keys_are_folded_in_one_compiled_call():
+    import jax
+
+    from planet_jax.train import fold_in_keys
+
+    keys = jax.random.split(jax.random.key(3), 3)
+    for t in (0, 7, 999):
+        expected = np.stack([jax.random.key_data(jax.random.fold_in(k, t)) for k in keys])
+        np.testing.assert_array_equal(jax.random.key_data(fold_in_keys(keys, t)), expected)
+    assert fold_in_keys._cache_size() == 1  # t is traced: one compilation for every step

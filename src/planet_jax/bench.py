@@ -434,9 +434,7 @@ def bench_sweep(args) -> list[Record]:
 
         def run_act(acting=acting, params=params, noise=noise, obs=obs, keys=keys, act_fn=act_fn):
             belief, prev, step = acting
-            action, belief = act_fn(
-                params, belief, prev, obs, jax.vmap(lambda a: jax.random.fold_in(a, step))(keys), noise
-            )
+            action, belief = act_fn(params, belief, prev, obs, train.fold_in_keys(keys, step), noise)
             acting[:] = [belief, action, step + 1]
             jax.block_until_ready(action)
 

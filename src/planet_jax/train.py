@@ -304,6 +304,12 @@ def rollout(
     return [{"obs": o[i], "action": a[i], "reward": r[i]} for i in range(m)]
 
 
+# Each agent's key for env step t, in one compiled call: an eager vmap retraces and runs op
+# by op, 1.95 ms per env step on the 2-core EPYC against 0.06 ms (on a GPU, a third of a
+# paper-size action).
+fold_in_keys = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+
+
 class PlannerPolicy:
     """The planner for N seeds x M environments; keeps the beliefs on device.
 
@@ -323,7 +329,7 @@ class PlannerPolicy:
     def __call__(self, obs: np.ndarray, prev: np.ndarray, t: int) -> np.ndarray:
         start = time.perf_counter()
         n, m = self.n, self.m
-        keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(self.key)
+        keys = fold_in_keys(self.key, t)
         action, self.belief = self.act_fn(
             self.params,
             self.belief,
