@@ -72,6 +72,10 @@ def test_bench_planner_times_the_batch_sizes_in_turns(tmp_path):
     assert one["x_one_env"] == 1.0 and three["x_one_env"] > 0
     assert one["matmul_readings"] == three["matmul_readings"]  # read around the shared block
     assert three["ms_per_env_action"] == pytest.approx(three["ms_per_action"] / 3)
+    # One matmul reading per round of turns, and each call's rate over the reading before it.
+    assert len(one["matmul_per_round"]) == 3 and one["matmul_per_round"] == three["matmul_per_round"]
+    paired = [one["gflop"] / t / rate for t, rate in zip(one["times_s"], one["matmul_per_round"])]
+    assert one["of_matmul_paired"] == pytest.approx(sorted(paired)[1])
 
 
 @pytest.mark.parametrize("bad", ["reward_units=lots", "no_such_field=1", "horizon", "sweep=free_nats=2,3"])

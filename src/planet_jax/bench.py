@@ -103,15 +103,23 @@ def time_calls(run: Callable[[], Any], *, warmup: int, repeats: int) -> tuple[fl
 def matmul_gflops(size: int | None = None, repeats: int = 5) -> float:
     """The float32 matmul rate of the default device: a large square matmul, median of repeats."""
     import jax
-    import jax.numpy as jnp
 
     if size is None:
         size = 2048 if jax.default_backend() == "cpu" else 8192
-    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
-    f = jax.jit(lambda a, b: a @ b)
+    f, a, b = _matmul_case(size)
     times = timeit(lambda: f(a, b).block_until_ready(), warmup=2, repeats=repeats)
     return 2 * size**3 / statistics.median(times) / 1e9
+
+
+@functools.lru_cache(maxsize=4)
+def _matmul_case(size: int):
+    """(jitted matmul, a, b) of size x size float32, made once per size and backend run."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
+    return jax.jit(lambda a, b: a @ b), a, b
 
 
 class MatmulRate:
@@ -292,7 +300,10 @@ def bench_planner(args) -> list[Record]:
 
     The cases are timed in turns (1, N, 1, N, ...); `x_one_env` is the median ratio of each
     N-env call to the one-env call just before it, and all cases share the matmul readings
-    taken before and after the whole block.
+    taken before and after the whole block. Each round of turns also starts with a short
+    matmul reading (median of 3), so `of_matmul_paired` is the median over rounds of this
+    call's GFLOP/s over the matmul rate read seconds before it: on a machine whose speed
+    drifts over minutes, the fraction of its limit with the least drift in it.
     """
     import jax
 
@@ -322,7 +333,9 @@ def bench_planner(args) -> list[Record]:
     # The batch sizes take turns, repeat by repeat, so that "N envs cost x times one env"
     # compares calls made seconds apart: this machine's speed drifts over minutes.
     times = {n: [] for n in counts}
+    round_rates = []
     for _ in range(args.repeats):
+        round_rates.append(matmul_gflops(repeats=3))
         for n in counts:
             times[n] += timeit(runs[n], warmup=0, repeats=1)
     readings = rate.around_case()
@@ -353,6 +366,11 @@ def bench_planner(args) -> list[Record]:
                     "ms_per_env_action": median * 1e3 / n,
                     # Median over repeats of (this call) / (the one-env call just before it).
                     "x_one_env": statistics.median(t / one for t, one in zip(times[n], times[1])),
+                    "of_matmul_paired": statistics.median(
+                        n * plan_gflop(cfg) / t / rate for t, rate in zip(times[n], round_rates)
+                    ),
+                    "matmul_per_round": round_rates,
+                    "times_s": times[n],
                     "first_call_s": first_call_s[n],
                 },
             )
@@ -577,7 +595,7 @@ def _print(records: list[Record]) -> None:
             if r.achieved_gflops is not None:
                 parts.append(f"({r.achieved_gflops / r.matmul_gflops:.2f} of it)")
         for k, v in r.extra.items():
-            if k == "matmul_readings":
+            if isinstance(v, list):  # readings and per-call times: in the JSON only
                 continue
             parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
         print("  ".join(parts), flush=True)
