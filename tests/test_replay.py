@@ -58,6 +58,12 @@ def test_sampling_is_deterministic_for_a_seed():
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
     assert not np.array_equal(a["reward"], c["reward"])
+    # Written into views of a larger batch: the same chunks, and only where asked.
+    big = {k: np.zeros((2, *v.shape), v.dtype) for k, v in a.items()}
+    replay.sample(np.random.default_rng(7), 8, 6, out={k: v[1] for k, v in big.items()})
+    for k in a:
+        np.testing.assert_array_equal(big[k][1], a[k])
+        assert not big[k][0].any()
 
 
 def test_save_load_round_trip_is_exact_and_incremental(tmp_path):

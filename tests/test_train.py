@@ -195,7 +195,9 @@ def test_acting_keys_are_folded_in_one_compiled_call():
     from planet_jax.train import fold_in_keys
 
     keys = jax.random.split(jax.random.key(3), 3)
+    fold_in_keys(keys, 0)
+    compiled = fold_in_keys._cache_size()  # (other tests may have compiled other shapes)
     for t in (0, 7, 999):
         expected = np.stack([jax.random.key_data(jax.random.fold_in(k, t)) for k in keys])
         np.testing.assert_array_equal(jax.random.key_data(fold_in_keys(keys, t)), expected)
-    assert fold_in_keys._cache_size() == 1  # t is traced: one compilation for every step
+    assert fold_in_keys._cache_size() == compiled  # t is traced: no compilation per step

@@ -122,11 +122,15 @@ class Replay:
             if (m and int(m.group(1)) >= count) or name.endswith(".tmp"):
                 os.remove(os.path.join(self.directory, name))
 
-    def sample(self, rng: np.random.Generator, batch_size: int, length: int) -> dict[str, np.ndarray]:
+    def sample(
+        self, rng: np.random.Generator, batch_size: int, length: int, out: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
         """B chunks of L consecutive entries, each inside one episode.
 
         The start positions are drawn uniformly over all valid (episode, start) pairs.
-        Returns obs [B, L, *obs_shape], action [B, L, A], reward [B, L].
+        Returns obs [B, L, *obs_shape], action [B, L, A], reward [B, L]: written into `out`
+        when given (arrays of those shapes, e.g. views into a larger batch, which saves
+        the copy a stack would make), new arrays otherwise.
         """
         counts = np.array([len(ep["reward"]) - length + 1 for ep in self.episodes])
         counts = np.maximum(counts, 0)
@@ -137,7 +141,10 @@ class Replay:
         ends = np.cumsum(counts)
         episode_index = np.searchsorted(ends, flat, side="right")
         starts = flat - (ends[episode_index] - counts[episode_index])
-        return {
-            key: np.stack([self.episodes[e][key][s : s + length] for e, s in zip(episode_index, starts)])
-            for key in KEYS
-        }
+        if out is None:
+            first = self.episodes[0]
+            out = {key: np.empty((batch_size, length, *first[key].shape[1:]), first[key].dtype) for key in KEYS}
+        for i, (e, s) in enumerate(zip(episode_index, starts)):
+            for key in KEYS:
+                out[key][i] = self.episodes[e][key][s : s + length]
+        return out

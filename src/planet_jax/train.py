@@ -481,17 +481,12 @@ class Trainer:
         calls = t.train_steps // t.updates_per_call
         start = time.perf_counter()
         history = []
+        batches = self._batches(0)
         for call in range(calls):
-            rngs = [np.random.default_rng([s, 3, self.episodes, call]) for s in self.my_seeds]
-            per_seed = [
-                [replay.sample(rng, t.batch_size, t.chunk_length) for _ in range(t.updates_per_call)]
-                for replay, rng in zip(self.replays, rngs, strict=True)
-            ]
-            batches = {
-                k: np.stack([np.stack([b[k] for b in seed_batches]) for seed_batches in per_seed])
-                for k in ("obs", "action", "reward")
-            }
             self.state, metrics = self.update_fn(self.state, self.put(batches))
+            # The update runs asynchronously: sample the next call's batches meanwhile (on a
+            # GPU, tens of milliseconds of host copies per call for pixel batches).
+            batches = self._batches(call + 1) if call + 1 < calls else None
             if not t.skip_nonfinite:
                 # Every process sees every agent's metrics, so all of them stop together.
                 finite, steps = distributed.gather((metrics, self.state.step))
@@ -506,6 +501,25 @@ class Trainer:
         out["skipped_updates"] = skipped
         out["update_seconds"] = np.full(len(self.seeds), elapsed)
         self.last["updates_per_s"] = t.train_steps / elapsed
+        return out
+
+    def _batches(self, call: int) -> dict[str, np.ndarray]:
+        """This process's seeds' batches for update call `call` of this cycle: arrays
+        [N, updates_per_call, B, L, ...], each seed's drawn with its own generator seeded by
+        (seed, episode, call), so that a resumed run draws the same ones."""
+        t = self.cfg.train
+        out: dict[str, np.ndarray] | None = None
+        for i, (replay, seed) in enumerate(zip(self.replays, self.my_seeds, strict=True)):
+            rng = np.random.default_rng([seed, 3, self.episodes, call])
+            for j in range(t.updates_per_call):
+                if out is None:  # shapes and dtypes from the first sample
+                    first = replay.sample(rng, t.batch_size, t.chunk_length)
+                    lead = (len(self.replays), t.updates_per_call)
+                    out = {k: np.empty((*lead, *v.shape), v.dtype) for k, v in first.items()}
+                    for k, v in first.items():
+                        out[k][0, 0] = v
+                else:
+                    replay.sample(rng, t.batch_size, t.chunk_length, out={k: v[i, j] for k, v in out.items()})
         return out
 
     def test(self) -> np.ndarray:
