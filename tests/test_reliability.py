@@ -30,12 +30,12 @@ def _poison_after(monkeypatch, good_samples):
     original = Replay.sample
     count = {"n": 0}
 
-    def sample(self, rng, batch, length):
-        out = original(self, rng, batch, length)
+    def sample(self, rng, batch, length, out=None):
+        result = original(self, rng, batch, length, out=out)
         count["n"] += 1
         if count["n"] > good_samples:
-            out = dict(out, obs=np.full_like(out["obs"], np.nan))
-        return out
+            result["obs"][...] = np.nan  # in place: `out` may be a view into the update's batch
+        return result
 
     monkeypatch.setattr(Replay, "sample", sample)
 
