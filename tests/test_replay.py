@@ -64,6 +64,9 @@ def test_sampling_is_deterministic_for_a_seed():
     for k in a:
         np.testing.assert_array_equal(big[k][1], a[k])
         assert not big[k][0].any()
+    # The shapes and dtypes a batch with leading axes gets.
+    empty = replay.empty_batch((2, 3), 8, 6)
+    assert {k: (v.shape, v.dtype) for k, v in empty.items()} == {k: ((2, 3, *v.shape), v.dtype) for k, v in a.items()}
 
 
 def test_save_load_round_trip_is_exact_and_incremental(tmp_path):
@@ -120,6 +123,8 @@ def test_damaged_episode_is_reported_and_intact_ones_kept(tmp_path, caplog):
 
 def test_bad_episodes_and_short_store_raise():
     replay = Replay()
+    with pytest.raises(ReplayError, match="the replay is empty"):
+        replay.empty_batch((2,), 4, 3)
     with pytest.raises(ReplayError, match="equal time axes"):
         replay.add({"obs": np.zeros((3, 2)), "action": np.zeros((2, 1)), "reward": np.zeros(3)})
     replay.add(make_episode(0, 3))

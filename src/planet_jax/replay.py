@@ -122,6 +122,14 @@ class Replay:
             if (m and int(m.group(1)) >= count) or name.endswith(".tmp"):
                 os.remove(os.path.join(self.directory, name))
 
+    def empty_batch(self, lead: tuple[int, ...], batch_size: int, length: int) -> dict[str, np.ndarray]:
+        """Uninitialised arrays [*lead, B, L, ...] with the stored episodes' shapes and
+        dtypes, for `sample(out=...)` to fill."""
+        if not self.episodes:
+            raise ReplayError("the replay is empty: there is nothing to sample.")
+        first = self.episodes[0]
+        return {key: np.empty((*lead, batch_size, length, *first[key].shape[1:]), first[key].dtype) for key in KEYS}
+
     def sample(
         self, rng: np.random.Generator, batch_size: int, length: int, out: dict[str, np.ndarray] | None = None
     ) -> dict[str, np.ndarray]:
@@ -142,8 +150,7 @@ class Replay:
         episode_index = np.searchsorted(ends, flat, side="right")
         starts = flat - (ends[episode_index] - counts[episode_index])
         if out is None:
-            first = self.episodes[0]
-            out = {key: np.empty((batch_size, length, *first[key].shape[1:]), first[key].dtype) for key in KEYS}
+            out = self.empty_batch((), batch_size, length)
         for i, (e, s) in enumerate(zip(episode_index, starts)):
             for key in KEYS:
                 out[key][i] = self.episodes[e][key][s : s + length]

@@ -508,18 +508,11 @@ class Trainer:
         [N, updates_per_call, B, L, ...], each seed's drawn with its own generator seeded by
         (seed, episode, call), so that a resumed run draws the same ones."""
         t = self.cfg.train
-        out: dict[str, np.ndarray] | None = None
+        out = self.replays[0].empty_batch((len(self.replays), t.updates_per_call), t.batch_size, t.chunk_length)
         for i, (replay, seed) in enumerate(zip(self.replays, self.my_seeds, strict=True)):
             rng = np.random.default_rng([seed, 3, self.episodes, call])
             for j in range(t.updates_per_call):
-                if out is None:  # shapes and dtypes from the first sample
-                    first = replay.sample(rng, t.batch_size, t.chunk_length)
-                    lead = (len(self.replays), t.updates_per_call)
-                    out = {k: np.empty((*lead, *v.shape), v.dtype) for k, v in first.items()}
-                    for k, v in first.items():
-                        out[k][0, 0] = v
-                else:
-                    replay.sample(rng, t.batch_size, t.chunk_length, out={k: v[i, j] for k, v in out.items()})
+                replay.sample(rng, t.batch_size, t.chunk_length, out={k: v[i, j] for k, v in out.items()})
         return out
 
     def test(self) -> np.ndarray:
