@@ -2,9 +2,10 @@
 
     python experiments/gpu/breakdown.py [--repeats 10] [--json FILE] [--hlo-dir DIR]
 
-Times `act` (posterior update + CEM, paper settings, cheetah-run pixels) with each
-`planner.reward_pass` (per_step, after), for 1 and 4 environments, all cases in turns
-(repeat by repeat), and the parts:
+Times `act` (posterior update + CEM, paper settings, cheetah-run pixels) in each rollout
+form: XLA's scan with each `planner.reward_pass` (per_step, after), and the fused Pallas
+kernel (`rollout_kernel=pallas`) with a few block sizes and warp counts, for 1 and 4
+environments, all cases in turns (repeat by repeat), and the parts:
 a jitted no-op (the dispatch floor), the posterior update alone, the search alone, and
 `act` and the search at H=1, I=1 (one rollout step: the fixed cost), the posterior
 update with lax convolutions (cuDNN) in place of the matmul forms. With --hlo-dir it writes
@@ -31,6 +32,18 @@ from planet_jax import bench, rssm
 from planet_jax import config as C
 from planet_jax.networks import init_params
 from planet_jax.planner import act, observe_step, plan_batch, unroll_steps
+
+# (planner overrides, also with the batch of environments): the XLA scan with each reward
+# pass, and the Pallas kernel with a few launch shapes (the kernel's speed on a GPU is not
+# known until it runs: 16 candidates per program gives 63 programs for J = 1000, 32 gives 32).
+FORMS = (
+    (dict(reward_pass="per_step"), False),
+    (dict(reward_pass="after"), True),
+    (dict(rollout_kernel="pallas", kernel_block=16, kernel_warps=4), True),
+    (dict(rollout_kernel="pallas", kernel_block=32, kernel_warps=4), True),
+    (dict(rollout_kernel="pallas", kernel_block=16, kernel_warps=8), False),
+    (dict(rollout_kernel="pallas", kernel_block=64, kernel_warps=8), False),
+)
 
 
 def kernel_counts(hlo: str) -> dict[str, dict[str, int]]:
@@ -82,16 +95,17 @@ def main() -> None:
         return cfg, fn, inputs
 
     cases, meta = {}, {}
-    for form in ("per_step", "after"):
-        for n in (1, args.envs):
-            name = f"act reward_pass={form} envs={n}"
-            cfg, fn, inputs = act_case(n, reward_pass=form)
+    for form, envs in FORMS:
+        for n in sorted({1, args.envs} if envs else {1}):
+            label = " ".join(f"{k}={v}" for k, v in form.items())
+            name = f"act {label} envs={n}"
+            cfg, fn, inputs = act_case(n, **form)
             cases[name] = (fn, inputs)
-            meta[name] = dict(envs=n, reward_pass=form)
-            if args.hlo_dir and n == 1:
+            meta[name] = dict(envs=n, overrides=form)
+            if args.hlo_dir and n == 1 and "rollout_kernel" not in form:  # (the kernel's is one custom call)
                 os.makedirs(args.hlo_dir, exist_ok=True)
                 text = fn.lower(*inputs, jax.random.key(0)).compile().as_text()
-                with open(os.path.join(args.hlo_dir, f"act-{form}.hlo.txt"), "w") as f:
+                with open(os.path.join(args.hlo_dir, f"act-{label.replace(' ', '-')}.hlo.txt"), "w") as f:
                     f.write(text)
                 meta[name]["kernels"] = kernel_counts(text)
                 print(name, "top-level kernels:", meta[name]["kernels"], flush=True)
@@ -110,11 +124,17 @@ def main() -> None:
     noop = jax.jit(lambda x, k: x + 1)
     cases["jitted no-op (dispatch floor)"] = (noop, (jnp.zeros(()),))
 
-    first = {}
-    for name, (fn, inputs) in cases.items():
+    first, failed = {}, {}
+    for name, (fn, inputs) in list(cases.items()):
         t = time.perf_counter()
-        jax.block_until_ready(fn(*inputs, jax.random.key(0)))
-        jax.block_until_ready(fn(*inputs, jax.random.key(1)))
+        try:
+            jax.block_until_ready(fn(*inputs, jax.random.key(0)))
+            jax.block_until_ready(fn(*inputs, jax.random.key(1)))
+        except Exception as error:  # e.g. Triton rejecting a kernel: time the other forms
+            failed[name] = f"{type(error).__name__}: {error}"[:2000]
+            print(f"{name}: FAILED {failed[name][:500]}", flush=True)
+            del cases[name]
+            continue
         first[name] = time.perf_counter() - t
     times = {name: [] for name in cases}
     for r in range(args.repeats):
@@ -141,7 +161,11 @@ def main() -> None:
         )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(device=device, jax=jax.__version__, repeats=args.repeats, records=records), f, indent=2)
+            json.dump(
+                dict(device=device, jax=jax.__version__, repeats=args.repeats, records=records, failed=failed),
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

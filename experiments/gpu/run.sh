@@ -10,9 +10,10 @@
 #      check that JAX runs on the GPU, that MuJoCo renders through EGL, and that a debug
 #      update and a checkpoint round trip work with the pinned flax/optax/chex/orbax
 #      (.whl/pinned; without them, the image's own versions, if the pinned ones fail)
-#   1. breakdown (experiments/gpu/breakdown.py): `act` at paper settings with each reward
-#      pass, 1 and 4 envs, in turns; its parts (posterior update, search,
-#      H=1 I=1, a no-op); each form's optimised HLO and its count of kernels
+#   1. breakdown (experiments/gpu/breakdown.py): `act` at paper settings in each rollout
+#      form (XLA with each reward pass; the fused Pallas kernel with a few block sizes),
+#      1 and 4 envs, in turns; its parts (posterior update, search, H=1 I=1, a no-op);
+#      each form's optimised HLO and its count of kernels
 #   2. planner: `bench planner` at paper settings, 1/4/16 envs, with the form that was
 #      fastest for one environment in stage 1
 #   3. sweep: 1 and 4 agents vmapped in one program, update and acting step
@@ -88,14 +89,14 @@ nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv 2>&1
 
 bench() { stage "$1" "$2" "$PY" -m planet_jax.bench "${@:3}" 2>&1 | grep -v settotalmass | tee "$W/$1.txt"; }
 # Each reward pass, 1 and 4 envs, in turns; the parts; the HLO kernel counts.
-stage breakdown 200 env PRESET=$preset "$PY" experiments/gpu/breakdown.py --repeats 10 --json "$W/breakdown.json" \
+stage breakdown 260 env PRESET=$preset "$PY" experiments/gpu/breakdown.py --repeats 10 --json "$W/breakdown.json" \
   --hlo-dir "$W/hlo" 2>&1 | grep -v settotalmass | tee "$W/breakdown.txt"
 # The headline figure with the fastest form for one environment found above.
 best=$("$PY" - "$W/breakdown.json" <<'PY' 2>/dev/null
 import json, sys
-records = [r for r in json.load(open(sys.argv[1]))["records"] if r.get("envs") == 1 and "reward_pass" in r]
+records = [r for r in json.load(open(sys.argv[1]))["records"] if r.get("envs") == 1 and "overrides" in r]
 best = min(records, key=lambda r: r["ms"])
-print(f"--set reward_pass={best['reward_pass']}")
+print(" ".join(f"--set {k}={v}" for k, v in best["overrides"].items()))
 PY
 )
 echo "fastest form for one environment: ${best:-none found (the planner runs as configured)}"
@@ -121,7 +122,7 @@ cp -r "$run_dir"/eval "$W"/ 2>/dev/null
 # shellcheck disable=SC2086
 bench update 60 update --preset $preset --batch $batches --repeats 5 --json "$W/update.json"
 # The planner and RSSM tests on the GPU (conftest pins the CPU unless JAX_PLATFORMS is set).
-JAX_PLATFORMS="" stage tests 100 "$PY" -m pytest -q -p no:cacheprovider -n 0 tests/test_planner.py tests/test_rssm.py \
+JAX_PLATFORMS="" stage tests 100 "$PY" -m pytest -q -p no:cacheprovider -n 0 tests/test_kernels.py tests/test_planner.py tests/test_rssm.py \
   2>&1 | tail -15 | tee "$W/tests.txt"
 pack
 echo "== done after $((SECONDS - start)) s"

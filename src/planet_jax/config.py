@@ -189,6 +189,12 @@ class PlannerConfig:
     """Where the search applies the reward head: `per_step` inside the rollout (the faster on CPU: `after` takes 1.15x as long on the 2-core EPYC), `after` once over all steps' features (fewer kernels in the rollout's sequential chain: an H100 plans one env in 5.1 ms instead of 5.5, four in 10.1 instead of 11.3), `auto`: per_step on CPU, after elsewhere."""
     rollout_unroll: int = 0
     """Horizon steps per loop iteration of the candidates' rollout (`lax.scan(unroll=...)`); 0 = auto: fully unrolled on GPU/TPU (an H200 plans one env in 6.7 ms instead of 9.6), a loop on CPU (no faster unrolled, slower to compile)."""
+    rollout_kernel: Literal["xla", "pallas"] = "xla"
+    """How the candidates' prior rollout runs: `xla` (a `lax.scan` of the RSSM cell, ~8 kernels per step on a GPU), `pallas` (`planet_jax.kernels`: one fused Triton kernel per CEM iteration, GPUs only, rssm variant only; the reward head then runs after the rollout; on CPU it runs in Pallas's interpreter, for tests)."""
+    kernel_block: int = 16
+    """Candidates per program of the `pallas` rollout kernel (a power of two >= 16)."""
+    kernel_warps: int = 4
+    """Warps per program of the `pallas` rollout kernel."""
 
 
 @dataclass(frozen=True)
@@ -480,6 +486,7 @@ _CHOICES = {
     "agent_axis": ("auto", "vmap", "map"),
     "env_axis": ("auto", "vmap", "map"),
     "reward_pass": ("auto", "per_step", "after"),
+    "rollout_kernel": ("xla", "pallas"),
 }
 # Fields that may be zero (all other integer and float fields must be positive).
 _NON_NEGATIVE = {
@@ -534,6 +541,10 @@ def validate(cfg: Config) -> Config:
     p, t, e = cfg.planner, cfg.train, cfg.env
     if p.num_elites > p.num_candidates:
         raise ConfigError(f"num_elites must be at most num_candidates ({p.num_candidates}), got {p.num_elites}.")
+    if p.rollout_kernel == "pallas" and cfg.model.variant != "rssm":
+        raise ConfigError(f"rollout_kernel=pallas implements the rssm variant only, got variant={cfg.model.variant!r}.")
+    if p.kernel_block < 16 or p.kernel_block & (p.kernel_block - 1):
+        raise ConfigError(f"kernel_block must be a power of two >= 16, got {p.kernel_block}.")
     if e.episode_steps > 1000:
         raise ConfigError(f"episode_steps must be at most 1000 (the suite's episode), got {e.episode_steps}.")
     if e.obs == "pixels" and e.image_size != 64:

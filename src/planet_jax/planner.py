@@ -18,7 +18,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from planet_jax import rssm
+from planet_jax import kernels, rssm
 from planet_jax.config import Config, ConfigError, PlannerConfig, resolve_axis, resolve_reward_pass, resolve_unroll
 from planet_jax.networks import Modules
 from planet_jax.preprocess import prepare_obs
@@ -78,15 +78,21 @@ def score_sequences(params, belief: rssm.State, actions: jax.Array, key: jax.Arr
     all H x J features, so the rollout's sequential chain of kernels is shorter and the
     reward head's kernels larger: the faster form on GPUs, whose search is bound by kernel
     latency (on an H100, 5.1 ms per action for one environment instead of 5.5, 10.1 for
-    four instead of 11.3; experiments/results/gpu-h100).
+    four instead of 11.3; experiments/results/gpu-h100). With `rollout_kernel=pallas` the
+    rollout is `kernels.rollout` (one fused kernel; the same states to float tolerance,
+    the same samples) and the reward head runs after it.
     """
     reward_head = Modules(cfg).reward
-    start = jax.tree.map(lambda x: jnp.broadcast_to(x, (actions.shape[0], *x.shape)), belief)
-    keys = jax.random.split(key, actions.shape[1])  # as in `rssm.imagine`
-    per_step = reward_pass(cfg) == "per_step"
 
     def reward(features):
         return reward_head.apply({"params": params["reward"]}, features)
+
+    if cfg.planner.rollout_kernel == "pallas":
+        return reward(_kernel_features(params["cell"], belief, actions, key, cfg=cfg)).sum(0)
+
+    start = jax.tree.map(lambda x: jnp.broadcast_to(x, (actions.shape[0], *x.shape)), belief)
+    keys = jax.random.split(key, actions.shape[1])  # as in `rssm.imagine`
+    per_step = reward_pass(cfg) == "per_step"
 
     def step(carry, inputs):
         prev, total = carry
@@ -100,6 +106,26 @@ def score_sequences(params, belief: rssm.State, actions: jax.Array, key: jax.Arr
     xs = (jnp.swapaxes(actions, 0, 1), keys)
     (_, total), features = jax.lax.scan(step, init, xs, unroll=unroll_steps(cfg))
     return total if per_step else reward(features).sum(0)
+
+
+def _kernel_features(params, belief: rssm.State, actions: jax.Array, key: jax.Array, *, cfg: Config) -> jax.Array:
+    """[H, J, F] features of the prior rollout, from `kernels.rollout` (the same noise as `imagine`)."""
+    if jax.default_backend() == "tpu":
+        raise ConfigError("rollout_kernel=pallas runs on GPUs (Triton) and, interpreted, on CPUs; use xla on TPUs.")
+    p = cfg.planner
+    num, horizon, _ = actions.shape
+    eps = kernels.prior_noise(key, num, horizon, cfg.stoch_size, actions.dtype)
+    deter, stoch = kernels.rollout(
+        params,
+        belief.deter,
+        belief.stoch,
+        actions,
+        eps,
+        min_std=cfg.model.min_std,
+        block=p.kernel_block,
+        num_warps=p.kernel_warps,
+    )
+    return jnp.concatenate([deter, stoch], -1)
 
 
 def reward_pass(cfg: Config) -> str:

@@ -1,0 +1,145 @@
+"""The fused Pallas rollout kernel against `rssm.imagine`, the planner with it, and its GPU lowering.
+
+On CPU the kernel runs in Pallas's interpreter; the lowering tests build the Triton kernel
+for CUDA without a GPU (what can be checked here: shapes, dtypes, every primitive lowers).
+"""
+
+from unittest import mock
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import tiny_config
+from planet_jax import config as C
+from planet_jax import kernels, rssm
+from planet_jax.networks import init_params
+from planet_jax.planner import act, plan, score_sequences
+
+# Interpreted on CPU the products are float32 like XLA's; on a GPU both use TF32 (10-bit
+# mantissas) with different summation orders.
+ATOL = 2e-6 if jax.default_backend() == "cpu" else 2e-2
+
+
+def _start(cfg, seed=1):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    return rssm.State(
+        jax.random.normal(k1, (cfg.deter_size,)),
+        jax.random.normal(k2, (cfg.stoch_size,)),
+        jnp.zeros(cfg.stoch_size),
+        jnp.ones(cfg.stoch_size),
+    )
+
+
+@pytest.mark.parametrize(
+    "sizes, num, block",
+    [
+        (dict(), 50, 16),  # the debug sizes: deter 32, stoch 8, hidden 32 (padded to 64, 16, 64)
+        (dict(), 64, 32),
+        (dict(deter_size=72, stoch_size=5, hidden_size=100), 20, 16),  # two K chunks, odd sizes
+    ],
+)
+def test_rollout_equals_imagine(sizes, num, block):
+    cfg = tiny_config(horizon=5, **sizes)
+    cell = init_params(jax.random.key(0), cfg)["cell"]
+    start = _start(cfg)
+    actions = jax.random.uniform(jax.random.key(2), (num, 5, cfg.action_size), minval=-1, maxval=1)
+    key = jax.random.key(3)
+    expected = rssm.imagine(
+        cell, jax.tree.map(lambda x: jnp.broadcast_to(x, (num, *x.shape)), start), actions, key, cfg=cfg
+    )
+    eps = kernels.prior_noise(key, num, 5, cfg.stoch_size)
+    rollout = jax.jit(kernels.rollout, static_argnames=("min_std", "block"))
+    deter, stoch = rollout(cell, start.deter, start.stoch, actions, eps, min_std=cfg.model.min_std, block=block)
+    assert deter.shape == (5, num, cfg.deter_size) and stoch.shape == (5, num, cfg.stoch_size)
+    np.testing.assert_allclose(np.asarray(deter), np.swapaxes(np.asarray(expected.deter), 0, 1), atol=ATOL)
+    np.testing.assert_allclose(np.asarray(stoch), np.swapaxes(np.asarray(expected.stoch), 0, 1), atol=ATOL)
+    # The states move: a kernel that copied its start would fail the comparison above only weakly.
+    assert float(jnp.abs(deter[-1] - start.deter).min()) > 0
+
+
+def test_rollout_rejects_what_it_cannot_run():
+    cfg = tiny_config()
+    cell = init_params(jax.random.key(0), cfg)["cell"]
+    actions = jnp.zeros((16, 3, cfg.action_size))
+    eps = jnp.zeros((3, 16, cfg.stoch_size))
+    with pytest.raises(ValueError, match="power of two"):
+        kernels.rollout(cell, jnp.zeros(cfg.deter_size), jnp.zeros(cfg.stoch_size), actions, eps, min_std=0.1, block=24)
+    ssm = init_params(jax.random.key(0), C.replace(cfg, variant="ssm"))["cell"]
+    with pytest.raises(ValueError, match="rssm variant"):
+        kernels.rollout(ssm, jnp.zeros(0), jnp.zeros(cfg.stoch_size), actions, eps, min_std=0.1)
+
+
+def test_planner_with_the_kernel_scores_and_plans_as_with_xla():
+    cfg = tiny_config(horizon=4, reward_pass="after")
+    fused = C.replace(cfg, rollout_kernel="pallas")
+    params = init_params(jax.random.key(0), cfg)
+    start = _start(cfg)
+    actions = jax.random.uniform(jax.random.key(2), (40, 4, cfg.action_size), minval=-1, maxval=1)
+    key = jax.random.key(3)
+    np.testing.assert_allclose(
+        np.asarray(score_sequences(params, start, actions, key, cfg=fused)),
+        np.asarray(score_sequences(params, start, actions, key, cfg=cfg)),
+        atol=5 * ATOL,
+    )
+    np.testing.assert_allclose(
+        np.asarray(plan(params, start, key, cfg=fused)), np.asarray(plan(params, start, key, cfg=cfg)), atol=5 * ATOL
+    )
+
+
+def test_kernel_settings_are_checked():
+    cfg = tiny_config()
+    with pytest.raises(C.ConfigError, match="rssm variant only"):
+        C.validate(C.replace(cfg, rollout_kernel="pallas", variant="ssm"))
+    with pytest.raises(C.ConfigError, match="kernel_block"):
+        C.validate(C.replace(cfg, kernel_block=48))
+    with pytest.raises(C.ConfigError, match="rollout_kernel"):
+        C.validate(C.replace(cfg, rollout_kernel="triton"))
+    fused = C.replace(cfg, rollout_kernel="pallas")
+    params = init_params(jax.random.key(0), fused)
+    actions = jnp.zeros((16, cfg.planner.horizon, cfg.action_size))
+    with mock.patch("jax.default_backend", return_value="tpu"), pytest.raises(C.ConfigError, match="GPUs"):
+        score_sequences(params, _start(cfg), actions, jax.random.key(0), cfg=fused)
+
+
+def _cuda_text(fn, *args):
+    """The StableHLO that `fn` lowers to for CUDA, traced as on a GPU (auto settings resolve for gpu)."""
+    with mock.patch("jax.default_backend", return_value="gpu"):
+        return jax.jit(fn).trace(*args).lower(lowering_platforms=("cuda",)).as_text()
+
+
+def test_batched_act_with_the_kernel_lowers_to_one_triton_call_for_cuda():
+    # The GPU defaults (vmap over environments, reward after the rollout) at pixel debug sizes.
+    cfg = tiny_config(obs="pixels", rollout_kernel="pallas")
+    params = init_params(jax.random.key(0), cfg)
+    n = 3
+    obs = jnp.zeros((n, *cfg.obs_shape), jnp.uint8)
+    prev = jnp.zeros((n, cfg.action_size))
+
+    def fn(params, belief, prev, obs, key):
+        return act(params, belief, prev, obs, key, cfg=cfg, explore=True)
+
+    text = _cuda_text(fn, params, rssm.initial((n,), cfg), prev, obs, jax.random.key(0))
+    assert text.count("xla.gpu.triton") == 1, "one kernel call inside the CEM loop"
+    assert 'name = "planet_rollout"' in text
+    # vmap over 3 environments becomes a second grid axis, not three calls.
+    assert "grid_y = 3" in text
+
+
+def test_paper_size_rollout_lowers_for_cuda():
+    cfg = C.replace(C.preset("paper"), obs="state")  # the same cell; a pixel model takes 26 s to initialise here
+    cell = init_params(jax.random.key(0), cfg)["cell"]
+    p = cfg.planner
+    start = _start(cfg)
+    actions = jnp.zeros((p.num_candidates, p.horizon, cfg.action_size))
+
+    def fn(cell, deter, stoch, actions, key):
+        eps = kernels.prior_noise(key, p.num_candidates, p.horizon, cfg.stoch_size)
+        return kernels.rollout(cell, deter, stoch, actions, eps, min_std=cfg.model.min_std, block=p.kernel_block)
+
+    text = _cuda_text(fn, cell, start.deter, start.stoch, actions, jax.random.key(0))
+    assert text.count("xla.gpu.triton") == 1
+    assert f"grid_x = {-(-p.num_candidates // p.kernel_block)}" in text
+    # Padded to powers of two: 1008 candidates of 256 deterministic units, per step.
+    assert "tensor<12x1008x256xf32>" in text
