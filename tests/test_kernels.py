@@ -33,14 +33,14 @@ def _start(cfg, seed=1):
 
 
 @pytest.mark.parametrize(
-    "sizes, num, block",
+    "sizes, num, block, rows",
     [
-        (dict(), 50, 16),  # the debug sizes: deter 32, stoch 8, hidden 32 (padded to 64, 16, 64)
-        (dict(), 64, 32),
-        (dict(deter_size=72, stoch_size=5, hidden_size=100), 20, 16),  # two K chunks, odd sizes
+        (dict(), 50, 16, 32),  # the debug sizes: deter 32, stoch 8, hidden 32 (padded to 64, 16, 64)
+        (dict(), 64, 32, 64),
+        (dict(deter_size=72, stoch_size=5, hidden_size=100), 20, 16, 16),  # 128 units: 2 column blocks, 8 row chunks
     ],
 )
-def test_rollout_equals_imagine(sizes, num, block):
+def test_rollout_equals_imagine(sizes, num, block, rows):
     cfg = tiny_config(horizon=5, **sizes)
     cell = init_params(jax.random.key(0), cfg)["cell"]
     start = _start(cfg)
@@ -50,8 +50,10 @@ def test_rollout_equals_imagine(sizes, num, block):
         cell, jax.tree.map(lambda x: jnp.broadcast_to(x, (num, *x.shape)), start), actions, key, cfg=cfg
     )
     eps = kernels.prior_noise(key, num, 5, cfg.stoch_size)
-    rollout = jax.jit(kernels.rollout, static_argnames=("min_std", "block"))
-    deter, stoch = rollout(cell, start.deter, start.stoch, actions, eps, min_std=cfg.model.min_std, block=block)
+    rollout = jax.jit(kernels.rollout, static_argnames=("min_std", "block", "rows"))
+    deter, stoch = rollout(
+        cell, start.deter, start.stoch, actions, eps, min_std=cfg.model.min_std, block=block, rows=rows
+    )
     assert deter.shape == (5, num, cfg.deter_size) and stoch.shape == (5, num, cfg.stoch_size)
     np.testing.assert_allclose(np.asarray(deter), np.swapaxes(np.asarray(expected.deter), 0, 1), atol=ATOL)
     np.testing.assert_allclose(np.asarray(stoch), np.swapaxes(np.asarray(expected.stoch), 0, 1), atol=ATOL)
@@ -64,8 +66,11 @@ def test_rollout_rejects_what_it_cannot_run():
     cell = init_params(jax.random.key(0), cfg)["cell"]
     actions = jnp.zeros((16, 3, cfg.action_size))
     eps = jnp.zeros((3, 16, cfg.stoch_size))
-    with pytest.raises(ValueError, match="power of two"):
-        kernels.rollout(cell, jnp.zeros(cfg.deter_size), jnp.zeros(cfg.stoch_size), actions, eps, min_std=0.1, block=24)
+    start = (jnp.zeros(cfg.deter_size), jnp.zeros(cfg.stoch_size))
+    with pytest.raises(ValueError, match="block must be a power of two"):
+        kernels.rollout(cell, *start, actions, eps, min_std=0.1, block=24)
+    with pytest.raises(ValueError, match="rows must be a power of two"):
+        kernels.rollout(cell, *start, actions, eps, min_std=0.1, rows=128)
     ssm = init_params(jax.random.key(0), C.replace(cfg, variant="ssm"))["cell"]
     with pytest.raises(ValueError, match="rssm variant"):
         kernels.rollout(ssm, jnp.zeros(0), jnp.zeros(cfg.stoch_size), actions, eps, min_std=0.1)
@@ -141,5 +146,5 @@ def test_paper_size_rollout_lowers_for_cuda():
     text = _cuda_text(fn, cell, start.deter, start.stoch, actions, jax.random.key(0))
     assert text.count("xla.gpu.triton") == 1
     assert f"grid_x = {-(-p.num_candidates // p.kernel_block)}" in text
-    # Padded to powers of two: 1008 candidates of 256 deterministic units, per step.
-    assert "tensor<12x1008x256xf32>" in text
+    # Padded: 1008 candidates of 256 deterministic units, at the start and after each step.
+    assert "tensor<13x1008x256xf32>" in text

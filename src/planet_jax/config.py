@@ -193,8 +193,10 @@ class PlannerConfig:
     """How the candidates' prior rollout runs: `xla` (a `lax.scan` of the RSSM cell, ~8 kernels per step on a GPU), `pallas` (`planet_jax.kernels`: one fused Triton kernel per CEM iteration, GPUs only, rssm variant only; the reward head then runs after the rollout; on CPU it runs in Pallas's interpreter, for tests)."""
     kernel_block: int = 16
     """Candidates per program of the `pallas` rollout kernel (a power of two >= 16)."""
-    kernel_warps: int = 4
-    """Warps per program of the `pallas` rollout kernel."""
+    kernel_warps: int = 8
+    """Warps per program of the `pallas` rollout kernel (8: no register spills on sm_90a, experiments/results/triton-sm90)."""
+    kernel_stages: int = 2
+    """Triton's software-pipelining stages for the `pallas` rollout kernel's loops over weight rows (1: none)."""
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,15 @@ z_t = mean + std * eps_t along the prior), but as one kernel per call instead of
 eight per step. Why: on an H100 the XLA rollout is a chain of ~1000 dependent kernels per
 action (8 per step: 4 GEMMs, 4 elementwise fusions), ~4.4 us each, bound by launch latency
 (experiments/results/gpu-h100). Here each program takes a block of candidates through all
-H steps with h_t and z_t in registers and re-reads the (L2-resident) weights every step.
+H steps, with h_t and z_t in its own rows of the outputs (in L1), and re-reads the
+(L2-resident) weights every step.
 
-Layout: every size is zero-padded to a power of two (Triton's tensors must be; the padded
-rows and columns stay exactly zero through every step, see `_padded`), and each matrix
-product is split into K chunks of `CHUNK` rows so that one chunk of weights, [64, N] float32,
-fits in shared memory. Products use the backend's default precision, as XLA's do (TF32 on
-NVIDIA GPUs since Ampere).
+Layout: the deterministic and hidden sizes are zero-padded to multiples of 64, the
+stochastic and action sizes to powers of two >= 16 (Triton's tiles must be powers of two,
+its products at least 16 wide); the padded units stay exactly zero through every step (see
+`_padded`). Products use the backend's default precision, as XLA's do (TF32 on NVIDIA
+GPUs since Ampere). How the kernel keeps its registers and shared memory in bounds: see
+`_kernel`; `experiments/gpu/ptx_usage.py` compiles it for an H100 without one and reports both.
 
 On a CPU the kernel runs in Pallas's interpreter: the same function (tests compare it with
 `rssm.imagine`), slow, for tests only. TPUs (Mosaic) are not supported.
@@ -28,8 +30,8 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-CHUNK = 64
-"""Rows of weights per partial product: [64, 256] float32 is 64 KB of shared memory."""
+COLUMNS = 64
+"""Output columns per block of the GRU and the prior's hidden layer: small accumulators."""
 
 
 def prior_noise(key: jax.Array, num: int, horizon: int, size: int, dtype=jnp.float32) -> jax.Array:
@@ -46,6 +48,10 @@ def _pow2(n: int, least: int) -> int:
     return max(least, 1 << (n - 1).bit_length())
 
 
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
 def _pad(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jnp.pad(x, [(0, t - s) for s, t in zip(x.shape, shape)])
 
@@ -59,8 +65,8 @@ def _padded(cell: dict, deter: int, stoch: int, action: int) -> tuple[tuple[jax.
     with zeros), so the real units see exactly the products of the unpadded model.
     """
     hidden = cell["transition_in"]["kernel"].shape[1]
-    d = _pow2(deter, CHUNK)
-    h = _pow2(hidden, CHUNK)
+    d = _round_up(deter, COLUMNS)
+    h = _round_up(hidden, COLUMNS)
     s = _pow2(stoch, 16)  # 16: Triton's smallest dot dimension
     a = _pow2(action, 16)
 
@@ -88,55 +94,93 @@ def _padded(cell: dict, deter: int, stoch: int, action: int) -> tuple[tuple[jax.
     return weights, dict(deter=d, hidden=h, stoch=s, action=a)
 
 
-def _chunks(x: jax.Array) -> list[jax.Array]:
-    """x [M, K] as K / CHUNK column blocks [M, CHUNK] (K <= CHUNK: x itself)."""
-    return jnp.split(x, x.shape[1] // CHUNK, axis=1) if x.shape[1] > CHUNK else [x]
-
-
-def _matmul(parts: list[jax.Array], w_ref, cols) -> jax.Array:
-    """concat(parts) [M, K] @ w_ref[:K, cols], as a sum of one partial product per part."""
-    out = None
-    for i, part in enumerate(parts):
-        rows = pl.ds(i * CHUNK, part.shape[1])
-        term = jnp.dot(part, w_ref[rows, cols])
-        out = term if out is None else out + term
-    return out
-
-
 def _kernel(
     h0_ref, z0_ref, action_ref, eps_ref,
     w_in_z, w_in_a, b_in, w_x, b_x, w_h, b_h, w_ph, b_ph, w_stats, b_stats,
-    deter_ref, stoch_ref,
-    *, horizon: int, min_std: float,
+    deter_ref, stoch_ref, x_ref, hidden_ref,
+    *, horizon: int, min_std: float, rows: int, interpret: bool,
 ):  # fmt: skip
-    """One block of candidates through H prior steps (`RSSMCell.transition` + sampling)."""
-    d = h0_ref.shape[1]
-    s = z0_ref.shape[1]
+    """One block of M candidates through H prior steps (`RSSMCell.transition` + sampling).
 
-    def gate(j, xs, hs):  # (x W_j + b_j, h U_j + c_j) for gate j of (r, u, n)
-        cols = pl.ds(j * d, d)
-        return _matmul(xs, w_x, cols) + b_x[:, cols], _matmul(hs, w_h, cols) + b_h[:, cols]
+    deter_ref [H + 1, M, D] and stoch_ref [H + 1, M, S] hold the start state at 0 and the
+    state after step t at t + 1; x_ref, hidden_ref [M, hidden] are scratch. Activations go
+    through these refs because a product reads its input `rows` columns at a time (Triton
+    cannot slice a value in registers without shuffling it), and the GRU and hidden layer
+    are computed `COLUMNS` output columns at a time, each as a loop over K (pipelined by
+    Triton when num_stages > 1). Compiled for sm_90a (experiments/results/triton-sm90), this
+    form needs 253 registers and no stack per thread at 8 warps, 2 stages, 32 rows, 16
+    candidates; a first form, whose products split whole activations held in registers,
+    spilled 21 KB per thread.
+    """
+    m, d = h0_ref.shape
+    s = z0_ref.shape[1]
+    hidden = w_ph.shape[1]
+
+    def barrier():  # stores by some threads before loads by others (the interpreter runs in order)
+        if not interpret:
+            from jax.experimental.pallas import triton as pl_triton
+
+            pl_triton.debug_barrier()
+
+    def zeros(n):
+        return jnp.zeros((m, n), jnp.float32)
+
+    def k_sum(terms, k_size, init):
+        """sum over k = 0, rows, 2 rows, ... < k_size of terms(k), a tuple of partial products."""
+
+        def body(i, acc):
+            return tuple(a + t for a, t in zip(acc, terms(pl.multiple_of(i * rows, rows))))
+
+        return jax.lax.fori_loop(0, k_size // rows, body, init)
+
+    deter_ref[0] = h0_ref[...]
+    stoch_ref[0] = z0_ref[...]
+    barrier()
 
     def step(t, carry):
-        h, z = carry
-        x = jnp.dot(z, w_in_z[...]) + jnp.dot(action_ref[t], w_in_a[...]) + b_in[...]
-        xs, hs = _chunks(jnp.maximum(x, 0.0)), _chunks(h)
-        # The gates one after another, so that fewer [M, d] values are live at once.
-        xr, hr = gate(0, xs, hs)
-        r = jax.nn.sigmoid(xr + hr)
-        xu, hu = gate(1, xs, hs)
-        u = jax.nn.sigmoid(xu + hu)
-        xn, hn = gate(2, xs, hs)
-        h = (1.0 - u) * jnp.tanh(xn + r * hn) + u * h
-        hidden = _chunks(jnp.maximum(_matmul(_chunks(h), w_ph, pl.ds(0, w_ph.shape[1])) + b_ph[...], 0.0))
-        mean = _matmul(hidden, w_stats, pl.ds(0, s)) + b_stats[:, pl.ds(0, s)]
-        std = jax.nn.softplus(_matmul(hidden, w_stats, pl.ds(s, s)) + b_stats[:, pl.ds(s, s)]) + min_std
-        z = mean + std * eps_ref[t]
-        deter_ref[t] = h
-        stoch_ref[t] = z
-        return h, z
+        x = jnp.dot(stoch_ref[t], w_in_z[...]) + jnp.dot(action_ref[t], w_in_a[...]) + b_in[...]
+        x_ref[...] = jnp.maximum(x, 0.0)
+        barrier()
+        for c in range(d // COLUMNS):  # h_t, COLUMNS units at a time
+            out = pl.ds(c * COLUMNS, COLUMNS)
 
-    jax.lax.fori_loop(0, horizon, step, (h0_ref[...], z0_ref[...]))
+            def gate(j, c=c):  # gate j of (r, u, n): its columns of the fused [.., 3D] products
+                return pl.ds(j * d + c * COLUMNS, COLUMNS)
+
+            def terms(k):
+                xk, hk = x_ref[:, pl.ds(k, rows)], deter_ref[t, :, pl.ds(k, rows)]
+                return tuple(jnp.dot(xk, w_x[pl.ds(k, rows), gate(j)]) for j in range(3)) + tuple(
+                    jnp.dot(hk, w_h[pl.ds(k, rows), gate(j)]) for j in range(3)
+                )
+
+            xr, xu, xn, hr, hu, hn = k_sum(terms, d, tuple(zeros(COLUMNS) for _ in range(6)))
+            r = jax.nn.sigmoid(xr + b_x[:, gate(0)] + hr + b_h[:, gate(0)])
+            u = jax.nn.sigmoid(xu + b_x[:, gate(1)] + hu + b_h[:, gate(1)])
+            n = jnp.tanh(xn + b_x[:, gate(2)] + r * (hn + b_h[:, gate(2)]))
+            deter_ref[t + 1, :, out] = (1.0 - u) * n + u * deter_ref[t, :, out]
+        barrier()
+        for c in range(hidden // COLUMNS):  # the prior's hidden layer relu(h_t W + b)
+            out = pl.ds(c * COLUMNS, COLUMNS)
+            (pre,) = k_sum(
+                lambda k, out=out: (jnp.dot(deter_ref[t + 1, :, pl.ds(k, rows)], w_ph[pl.ds(k, rows), out]),),
+                d,
+                (zeros(COLUMNS),),
+            )
+            hidden_ref[:, out] = jnp.maximum(pre + b_ph[:, out], 0.0)
+        barrier()
+
+        def stats(k):
+            hk = hidden_ref[:, pl.ds(k, rows)]
+            return jnp.dot(hk, w_stats[pl.ds(k, rows), pl.ds(0, s)]), jnp.dot(hk, w_stats[pl.ds(k, rows), pl.ds(s, s)])
+
+        mean, std = k_sum(stats, hidden, (zeros(s), zeros(s)))
+        mean = mean + b_stats[:, pl.ds(0, s)]
+        std = jax.nn.softplus(std + b_stats[:, pl.ds(s, s)]) + min_std
+        stoch_ref[t + 1] = mean + std * eps_ref[t]
+        barrier()
+        return carry
+
+    jax.lax.fori_loop(0, horizon, step, 0)
 
 
 def rollout(
@@ -148,25 +192,30 @@ def rollout(
     *,
     min_std: float,
     block: int = 16,
-    num_warps: int = 4,
+    num_warps: int = 8,
+    num_stages: int = 2,
+    rows: int = 32,
     interpret: bool | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Prior rollouts of J candidates from one state, as one Pallas kernel.
 
     cell: the `rssm` variant's cell parameters; start_deter [D], start_stoch [S] (one
     environment's posterior state); actions [J, H, A]; eps [H, J, S] (`prior_noise`).
-    block: candidates per program (a power of two >= 16); num_warps: per program (GPU).
-    interpret: run in Pallas's interpreter; default: on CPU only.
+    block: candidates per program (a power of two >= 16); rows: weight rows per partial
+    product (a power of two >= 16 dividing 64); num_warps, num_stages: Triton's, per
+    program (GPU). interpret: run in Pallas's interpreter; default: on CPU only.
     Returns deter [H, J, D] and stoch [H, J, S]: `rssm.imagine`'s states, time-major.
     """
     if "gru" not in cell or "prior_hidden" not in cell:
         raise ValueError("the rollout kernel implements the rssm variant's cell only")
     if block < 16 or block & (block - 1):
         raise ValueError(f"block must be a power of two >= 16, got {block}")
+    if rows < 16 or rows & (rows - 1) or COLUMNS % rows:
+        raise ValueError(f"rows must be a power of two between 16 and {COLUMNS}, got {rows}")
     num, horizon, action = actions.shape
     deter, stoch = start_deter.shape[-1], start_stoch.shape[-1]
     weights, size = _padded(cell, deter, stoch, action)
-    num_padded = -(-num // block) * block
+    num_padded = _round_up(num, block)
     dtype = start_deter.dtype
 
     h0 = jnp.broadcast_to(_pad(start_deter[None], (1, size["deter"])), (num_padded, size["deter"]))
@@ -174,11 +223,11 @@ def rollout(
     acts = _pad(jnp.swapaxes(actions, 0, 1), (horizon, num_padded, size["action"]))
     noise = _pad(eps, (horizon, num_padded, size["stoch"]))
 
-    def rows(width):  # this program's candidates
+    def candidates(width):  # this program's candidates
         return pl.BlockSpec((block, width), lambda i: (i, 0))
 
-    def steps(width):  # this program's candidates at every step
-        return pl.BlockSpec((horizon, block, width), lambda i: (0, i, 0))
+    def steps(n, width):  # this program's candidates at each of n steps
+        return pl.BlockSpec((n, block, width), lambda i: (0, i, 0))
 
     def whole(w):
         return pl.BlockSpec(w.shape, lambda i: (0,) * w.ndim)
@@ -189,19 +238,31 @@ def rollout(
     if not interpret:
         from jax.experimental.pallas import triton as pl_triton
 
-        compiler_params = pl_triton.CompilerParams(num_warps=num_warps, num_stages=1)
-    out_deter, out_stoch = pl.pallas_call(
-        functools.partial(_kernel, horizon=horizon, min_std=float(min_std)),
+        compiler_params = pl_triton.CompilerParams(num_warps=num_warps, num_stages=num_stages)
+    out_deter, out_stoch, _, _ = pl.pallas_call(
+        functools.partial(_kernel, horizon=horizon, min_std=float(min_std), rows=rows, interpret=interpret),
         out_shape=[
-            jax.ShapeDtypeStruct((horizon, num_padded, size["deter"]), dtype),
-            jax.ShapeDtypeStruct((horizon, num_padded, size["stoch"]), dtype),
+            jax.ShapeDtypeStruct((horizon + 1, num_padded, size["deter"]), dtype),
+            jax.ShapeDtypeStruct((horizon + 1, num_padded, size["stoch"]), dtype),
+            jax.ShapeDtypeStruct((num_padded, size["hidden"]), dtype),  # scratch: x
+            jax.ShapeDtypeStruct((num_padded, size["hidden"]), dtype),  # scratch: the prior's hidden layer
         ],
         grid=(num_padded // block,),
-        in_specs=[rows(size["deter"]), rows(size["stoch"]), steps(size["action"]), steps(size["stoch"])]
+        in_specs=[
+            candidates(size["deter"]),
+            candidates(size["stoch"]),
+            steps(horizon, size["action"]),
+            steps(horizon, size["stoch"]),
+        ]
         + [whole(w) for w in weights],
-        out_specs=[steps(size["deter"]), steps(size["stoch"])],
+        out_specs=[
+            steps(horizon + 1, size["deter"]),
+            steps(horizon + 1, size["stoch"]),
+            candidates(size["hidden"]),
+            candidates(size["hidden"]),
+        ],
         interpret=interpret,
         compiler_params=compiler_params,
         name="planet_rollout",
     )(h0, z0, acts, noise, *weights)
-    return out_deter[:, :num, :deter], out_stoch[:, :num, :stoch]
+    return out_deter[1:, :num, :deter], out_stoch[1:, :num, :stoch]

@@ -124,6 +124,7 @@ def _kernel_features(params, belief: rssm.State, actions: jax.Array, key: jax.Ar
         min_std=cfg.model.min_std,
         block=p.kernel_block,
         num_warps=p.kernel_warps,
+        num_stages=p.kernel_stages,
     )
     return jnp.concatenate([deter, stoch], -1)
 
