@@ -61,6 +61,30 @@ def test_rollout_equals_imagine(sizes, num, block, rows):
     assert float(jnp.abs(deter[-1] - start.deter).min()) > 0
 
 
+def test_rollout_takes_the_cell_padded_once():
+    cfg = tiny_config(horizon=3)
+    cell = init_params(jax.random.key(0), cfg)["cell"]
+    start = _start(cfg)
+    actions = jax.random.uniform(jax.random.key(2), (16, 3, cfg.action_size), minval=-1, maxval=1)
+    eps = kernels.prior_noise(jax.random.key(3), 16, 3, cfg.stoch_size)
+    padded = kernels.pad_cell(cell, stoch=cfg.stoch_size, action=cfg.action_size)
+    # Padded to 64 deterministic units: the padding is zeros, the real block the weights.
+    w_h = padded.weights[5]
+    assert w_h.shape == (64, 3 * 64)
+    np.testing.assert_array_equal(
+        np.asarray(w_h[: cfg.deter_size, : cfg.deter_size]), cell["gru"]["hidden"]["kernel"][:, : cfg.deter_size]
+    )
+    assert float(jnp.abs(w_h[cfg.deter_size :]).max()) == 0.0
+    for a, b in zip(
+        kernels.rollout(padded, start.deter, start.stoch, actions, eps, min_std=0.1),
+        kernels.rollout(cell, start.deter, start.stoch, actions, eps, min_std=0.1),
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    other = kernels.pad_cell(cell, stoch=cfg.stoch_size, action=cfg.action_size + 1)
+    with pytest.raises(ValueError, match="sizes"):
+        kernels.rollout(other, start.deter, start.stoch, actions, eps, min_std=0.1)
+
+
 def test_rollout_rejects_what_it_cannot_run():
     cfg = tiny_config()
     cell = init_params(jax.random.key(0), cfg)["cell"]

@@ -1,6 +1,7 @@
 """A fused rollout kernel (Pallas, Triton on GPUs) for the planner's candidate rollouts.
 
   prior_noise(key, num, horizon, size)                      -> eps [H, J, S]
+  pad_cell(cell, stoch, action)                             -> PaddedCell (the kernel's layout)
   rollout(cell, start_deter, start_stoch, actions, eps, ...) -> (deter [H, J, D], stoch [H, J, S])
 
 `rollout` computes exactly what `rssm.imagine` computes for the `rssm` variant (h_t, and
@@ -14,7 +15,7 @@ H steps, with h_t and z_t in its own rows of the outputs (in L1), and re-reads t
 Layout: the deterministic and hidden sizes are zero-padded to multiples of 64, the
 stochastic and action sizes to powers of two >= 16 (Triton's tiles must be powers of two,
 its products at least 16 wide); the padded units stay exactly zero through every step (see
-`_padded`). Products use the backend's default precision, as XLA's do (TF32 on NVIDIA
+`pad_cell`). Products use the backend's default precision, as XLA's do (TF32 on NVIDIA
 GPUs since Ampere). How the kernel keeps its registers and shared memory in bounds: see
 `_kernel`; `experiments/gpu/ptx_usage.py` compiles it for an H100 without one and reports both.
 
@@ -28,6 +29,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 from jax.experimental import pallas as pl
 
 COLUMNS = 64
@@ -56,14 +58,28 @@ def _pad(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jnp.pad(x, [(0, t - s) for s, t in zip(x.shape, shape)])
 
 
-def _padded(cell: dict, deter: int, stoch: int, action: int) -> tuple[tuple[jax.Array, ...], dict[str, int]]:
-    """The cell's weights zero-padded: (weights, sizes).
+@struct.dataclass
+class PaddedCell:
+    """The `rssm` cell's weights laid out for the kernel (`pad_cell`), with the true sizes."""
 
-    With zero weights and biases in the padded rows and columns, padded units of x and of
+    weights: tuple[jax.Array, ...]
+    deter: int = struct.field(pytree_node=False)
+    stoch: int = struct.field(pytree_node=False)
+    action: int = struct.field(pytree_node=False)
+
+
+def pad_cell(cell: dict, *, stoch: int, action: int) -> PaddedCell:
+    """The cell's weights zero-padded and split as the kernel reads them.
+
+    `rollout` calls it when given the parameters themselves; the planner calls it once per
+    search, outside the CEM loop. With zero weights and biases in the padded rows and columns, padded units of x and of
     the prior's hidden layer are relu(0) = 0, padded GRU units stay h = (1 - u) n + u h
     = 0.5 * 0 + 0.5 * 0 = 0 (n = tanh(0) = 0), and padded z = 0 + std * 0 (eps is padded
     with zeros), so the real units see exactly the products of the unpadded model.
     """
+    if "gru" not in cell or "prior_hidden" not in cell:
+        raise ValueError("the rollout kernel implements the rssm variant's cell only")
+    deter = cell["gru"]["hidden"]["kernel"].shape[0]
     hidden = cell["transition_in"]["kernel"].shape[1]
     d = _round_up(deter, COLUMNS)
     h = _round_up(hidden, COLUMNS)
@@ -91,7 +107,13 @@ def _padded(cell: dict, deter: int, stoch: int, action: int) -> tuple[tuple[jax.
         halves(cell["prior_stats"]["kernel"], h),
         halves(cell["prior_stats"]["bias"][None], 1),
     )
-    return weights, dict(deter=d, hidden=h, stoch=s, action=a)
+    return PaddedCell(weights, deter, stoch, action)
+
+
+def _sizes(cell: PaddedCell) -> dict[str, int]:
+    """The padded sizes, read off the weights' shapes."""
+    w_in_z, w_in_a, _, _, _, w_h = cell.weights[:6]
+    return dict(deter=w_h.shape[0], hidden=w_in_z.shape[1], stoch=w_in_z.shape[0], action=w_in_a.shape[0])
 
 
 def _kernel(
@@ -112,8 +134,8 @@ def _kernel(
     candidates; a first form, whose products split whole activations held in registers,
     spilled 21 KB per thread.
     """
-    m, d = h0_ref.shape
-    s = z0_ref.shape[1]
+    m, d = deter_ref.shape[1:]
+    s = stoch_ref.shape[2]
     hidden = w_ph.shape[1]
 
     def barrier():  # stores by some threads before loads by others (the interpreter runs in order)
@@ -133,8 +155,8 @@ def _kernel(
 
         return jax.lax.fori_loop(0, k_size // rows, body, init)
 
-    deter_ref[0] = h0_ref[...]
-    stoch_ref[0] = z0_ref[...]
+    deter_ref[0] = jnp.broadcast_to(h0_ref[...], (m, d))  # the same start for every candidate
+    stoch_ref[0] = jnp.broadcast_to(z0_ref[...], (m, s))
     barrier()
 
     def step(t, carry):
@@ -184,7 +206,7 @@ def _kernel(
 
 
 def rollout(
-    cell: dict,
+    cell: dict | PaddedCell,
     start_deter: jax.Array,
     start_stoch: jax.Array,
     actions: jax.Array,
@@ -199,27 +221,33 @@ def rollout(
 ) -> tuple[jax.Array, jax.Array]:
     """Prior rollouts of J candidates from one state, as one Pallas kernel.
 
-    cell: the `rssm` variant's cell parameters; start_deter [D], start_stoch [S] (one
+    cell: the `rssm` variant's cell parameters, or `pad_cell`'s result for them;
+    start_deter [D], start_stoch [S] (one
     environment's posterior state); actions [J, H, A]; eps [H, J, S] (`prior_noise`).
     block: candidates per program (a power of two >= 16); rows: weight rows per partial
     product (a power of two >= 16 dividing 64); num_warps, num_stages: Triton's, per
     program (GPU). interpret: run in Pallas's interpreter; default: on CPU only.
     Returns deter [H, J, D] and stoch [H, J, S]: `rssm.imagine`'s states, time-major.
     """
-    if "gru" not in cell or "prior_hidden" not in cell:
-        raise ValueError("the rollout kernel implements the rssm variant's cell only")
     if block < 16 or block & (block - 1):
         raise ValueError(f"block must be a power of two >= 16, got {block}")
     if rows < 16 or rows & (rows - 1) or COLUMNS % rows:
         raise ValueError(f"rows must be a power of two between 16 and {COLUMNS}, got {rows}")
     num, horizon, action = actions.shape
     deter, stoch = start_deter.shape[-1], start_stoch.shape[-1]
-    weights, size = _padded(cell, deter, stoch, action)
+    if not isinstance(cell, PaddedCell):
+        cell = pad_cell(cell, stoch=stoch, action=action)
+    if (cell.deter, cell.stoch, cell.action) != (deter, stoch, action):
+        raise ValueError(
+            f"the cell has (deter, stoch, action) sizes {(cell.deter, cell.stoch, cell.action)}, "
+            f"the inputs {(deter, stoch, action)}"
+        )
+    weights, size = cell.weights, _sizes(cell)
     num_padded = _round_up(num, block)
     dtype = start_deter.dtype
 
-    h0 = jnp.broadcast_to(_pad(start_deter[None], (1, size["deter"])), (num_padded, size["deter"]))
-    z0 = jnp.broadcast_to(_pad(start_stoch[None], (1, size["stoch"])), (num_padded, size["stoch"]))
+    h0 = _pad(start_deter[None], (1, size["deter"]))
+    z0 = _pad(start_stoch[None], (1, size["stoch"]))
     acts = _pad(jnp.swapaxes(actions, 0, 1), (horizon, num_padded, size["action"]))
     noise = _pad(eps, (horizon, num_padded, size["stoch"]))
 
@@ -249,8 +277,8 @@ def rollout(
         ],
         grid=(num_padded // block,),
         in_specs=[
-            candidates(size["deter"]),
-            candidates(size["stoch"]),
+            whole(h0),
+            whole(z0),
             steps(horizon, size["action"]),
             steps(horizon, size["stoch"]),
         ]

@@ -109,7 +109,10 @@ def score_sequences(params, belief: rssm.State, actions: jax.Array, key: jax.Arr
 
 
 def _kernel_features(params, belief: rssm.State, actions: jax.Array, key: jax.Array, *, cfg: Config) -> jax.Array:
-    """[H, J, F] features of the prior rollout, from `kernels.rollout` (the same noise as `imagine`)."""
+    """[H, J, F] features of the prior rollout, from `kernels.rollout` (the same noise as `imagine`).
+
+    params: the cell's parameters or `kernels.pad_cell`'s result (`plan` pads once per search).
+    """
     if jax.default_backend() == "tpu":
         raise ConfigError("rollout_kernel=pallas runs on GPUs (Triton) and, interpreted, on CPUs; use xla on TPUs.")
     p = cfg.planner
@@ -147,6 +150,9 @@ def plan(params, belief: rssm.State, key: jax.Array, *, cfg: Config) -> jax.Arra
     """
     p = cfg.planner
     check_planner(p)
+    if p.rollout_kernel == "pallas":  # lay the weights out for the kernel once, not per iteration
+        cell = kernels.pad_cell(params["cell"], stoch=cfg.stoch_size, action=cfg.action_size)
+        params = {**params, "cell": cell}
     mean = cem(
         functools.partial(score_sequences, params, belief, cfg=cfg),
         key,
