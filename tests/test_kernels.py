@@ -17,9 +17,16 @@ from planet_jax import kernels, rssm
 from planet_jax.networks import init_params
 from planet_jax.planner import act, plan, score_sequences
 
-# Interpreted on CPU the products are float32 like XLA's; on a GPU both use TF32 (10-bit
-# mantissas) with different summation orders.
-ATOL = 2e-6 if jax.default_backend() == "cpu" else 2e-2
+# The comparisons run with float32 products (`highest`): by default a GPU multiplies in
+# TF32 (10-bit mantissas), in XLA and in the kernel alike, and elites chosen from such
+# scores may differ. On a GPU the two still sum in different orders.
+ATOL = 2e-6 if jax.default_backend() == "cpu" else 1e-4
+
+
+@pytest.fixture
+def float32_products():
+    with jax.default_matmul_precision("highest"):
+        yield
 
 
 def _start(cfg, seed=1):
@@ -32,6 +39,7 @@ def _start(cfg, seed=1):
     )
 
 
+@pytest.mark.usefixtures("float32_products")
 @pytest.mark.parametrize(
     "sizes, num, block, rows",
     [
@@ -61,6 +69,7 @@ def test_rollout_equals_imagine(sizes, num, block, rows):
     assert float(jnp.abs(deter[-1] - start.deter).min()) > 0
 
 
+@pytest.mark.usefixtures("float32_products")
 def test_rollout_takes_the_cell_padded_once():
     cfg = tiny_config(horizon=3)
     cell = init_params(jax.random.key(0), cfg)["cell"]
@@ -100,6 +109,7 @@ def test_rollout_rejects_what_it_cannot_run():
         kernels.rollout(ssm, jnp.zeros(0), jnp.zeros(cfg.stoch_size), actions, eps, min_std=0.1)
 
 
+@pytest.mark.usefixtures("float32_products")
 def test_planner_with_the_kernel_scores_and_plans_as_with_xla():
     cfg = tiny_config(horizon=4, reward_pass="after")
     fused = C.replace(cfg, rollout_kernel="pallas")
@@ -110,10 +120,10 @@ def test_planner_with_the_kernel_scores_and_plans_as_with_xla():
     np.testing.assert_allclose(
         np.asarray(score_sequences(params, start, actions, key, cfg=fused)),
         np.asarray(score_sequences(params, start, actions, key, cfg=cfg)),
-        atol=5 * ATOL,
+        atol=10 * ATOL,
     )
     np.testing.assert_allclose(
-        np.asarray(plan(params, start, key, cfg=fused)), np.asarray(plan(params, start, key, cfg=cfg)), atol=5 * ATOL
+        np.asarray(plan(params, start, key, cfg=fused)), np.asarray(plan(params, start, key, cfg=cfg)), atol=10 * ATOL
     )
 
 

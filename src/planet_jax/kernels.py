@@ -130,7 +130,7 @@ def _kernel(
     cannot slice a value in registers without shuffling it), and the GRU and hidden layer
     are computed `COLUMNS` output columns at a time, each as a loop over K (pipelined by
     Triton when num_stages > 1). Compiled for sm_90a (experiments/results/triton-sm90), this
-    form needs 253 registers and no stack per thread at 8 warps, 2 stages, 32 rows, 16
+    form needs 254 registers and no stack per thread at 8 warps, 2 stages, 32 rows, 16
     candidates; a first form, whose products split whole activations held in registers,
     spilled 21 KB per thread.
     """
