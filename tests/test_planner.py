@@ -95,10 +95,14 @@ def test_unrolled_rollout_plans_the_same_action():
         C.validate(C.replace(cfg, rollout_unroll=-1))
 
 
-@pytest.mark.parametrize("env_axis, form", [("vmap", "per_step"), ("map", "per_step"), ("vmap", "after")])
+@pytest.mark.parametrize(
+    "env_axis, form", [("vmap", "per_step"), ("map", "per_step"), ("vmap", "after"), ("vmap", "pallas")]
+)
 def test_batched_act_equals_per_environment_calls(env_axis, form):
-    # vmap with the reward head after the rollout: the GPU defaults.
-    cfg, params = _agent(obs="pixels", env_axis=env_axis, reward_pass=form)
+    # vmap with the reward head after the rollout: the GPU defaults; with the fused rollout
+    # kernel, vmap becomes a grid axis of the kernel (run here by Pallas's interpreter).
+    settings = dict(rollout_kernel="pallas") if form == "pallas" else dict(reward_pass=form)
+    cfg, params = _agent(obs="pixels", env_axis=env_axis, **settings)
     n = 3
     obs = np.random.default_rng(0).integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8)
     prev = jax.random.uniform(jax.random.key(1), (n, cfg.action_size), minval=-1, maxval=1)
