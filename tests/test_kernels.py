@@ -43,9 +43,11 @@ def _start(cfg, seed=1):
 @pytest.mark.parametrize(
     "sizes, num, block, rows",
     [
-        (dict(), 50, 16, 32),  # the debug sizes: deter 32, stoch 8, hidden 32 (padded to 64, 16, 64)
-        (dict(), 64, 32, 64),
-        (dict(deter_size=72, stoch_size=5, hidden_size=100), 20, 16, 16),  # 128 units: 2 column blocks, 8 row chunks
+        (dict(), 50, 16, 32),  # the debug sizes: deter 32, stoch 8 (padded to 16), hidden 32
+        (dict(), 64, 32, 16),
+        # deter 72 -> 96 (column blocks of 64 and 32), hidden 40 -> 64: the K loops differ
+        (dict(deter_size=72, stoch_size=5, hidden_size=40), 20, 16, 16),
+        (dict(deter_size=40, hidden_size=100), 24, 16, 32),  # deter 40 -> 64, hidden 100 -> 128
     ],
 )
 def test_rollout_equals_imagine(sizes, num, block, rows):
@@ -71,15 +73,15 @@ def test_rollout_equals_imagine(sizes, num, block, rows):
 
 @pytest.mark.usefixtures("float32_products")
 def test_rollout_takes_the_cell_padded_once():
-    cfg = tiny_config(horizon=3)
+    cfg = tiny_config(horizon=3, deter_size=20)
     cell = init_params(jax.random.key(0), cfg)["cell"]
     start = _start(cfg)
     actions = jax.random.uniform(jax.random.key(2), (16, 3, cfg.action_size), minval=-1, maxval=1)
     eps = kernels.prior_noise(jax.random.key(3), 16, 3, cfg.stoch_size)
     padded = kernels.pad_cell(cell, stoch=cfg.stoch_size, action=cfg.action_size)
-    # Padded to 64 deterministic units: the padding is zeros, the real block the weights.
+    # Padded to 32 deterministic units: the padding is zeros, the real block the weights.
     w_h = padded.weights[5]
-    assert w_h.shape == (64, 3 * 64)
+    assert w_h.shape == (32, 3 * 32)
     np.testing.assert_array_equal(
         np.asarray(w_h[: cfg.deter_size, : cfg.deter_size]), cell["gru"]["hidden"]["kernel"][:, : cfg.deter_size]
     )
@@ -102,8 +104,8 @@ def test_rollout_rejects_what_it_cannot_run():
     start = (jnp.zeros(cfg.deter_size), jnp.zeros(cfg.stoch_size))
     with pytest.raises(ValueError, match="block must be a power of two"):
         kernels.rollout(cell, *start, actions, eps, min_std=0.1, block=24)
-    with pytest.raises(ValueError, match="rows must be a power of two"):
-        kernels.rollout(cell, *start, actions, eps, min_std=0.1, rows=128)
+    with pytest.raises(ValueError, match="rows must be 16 or 32"):
+        kernels.rollout(cell, *start, actions, eps, min_std=0.1, rows=64)
     ssm = init_params(jax.random.key(0), C.replace(cfg, variant="ssm"))["cell"]
     with pytest.raises(ValueError, match="rssm variant"):
         kernels.rollout(ssm, jnp.zeros(0), jnp.zeros(cfg.stoch_size), actions, eps, min_std=0.1)
@@ -133,6 +135,8 @@ def test_kernel_settings_are_checked():
         C.validate(C.replace(cfg, rollout_kernel="pallas", variant="ssm"))
     with pytest.raises(C.ConfigError, match="kernel_block"):
         C.validate(C.replace(cfg, kernel_block=48))
+    with pytest.raises(C.ConfigError, match="kernel_rows"):
+        C.validate(C.replace(cfg, kernel_rows=64))
     with pytest.raises(C.ConfigError, match="rollout_kernel"):
         C.validate(C.replace(cfg, rollout_kernel="triton"))
     fused = C.replace(cfg, rollout_kernel="pallas")
@@ -180,5 +184,5 @@ def test_paper_size_rollout_lowers_for_cuda():
     text = _cuda_text(fn, cell, start.deter, start.stoch, actions, jax.random.key(0))
     assert text.count("xla.gpu.triton") == 1
     assert f"grid_x = {-(-p.num_candidates // p.kernel_block)}" in text
-    # Padded: 1008 candidates of 256 deterministic units, at the start and after each step.
-    assert "tensor<13x1008x256xf32>" in text
+    # Padded: 1008 candidates of 224 deterministic units, at the start and after each step.
+    assert "tensor<13x1008x224xf32>" in text

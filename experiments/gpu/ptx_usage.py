@@ -3,7 +3,7 @@ report what each launch shape needs: registers and stack (spills) per thread, sh
 
     python3 -m venv /tmp/triton && /tmp/triton/bin/pip install triton
     .venv/bin/python experiments/gpu/ptx_usage.py --triton-python /tmp/triton/bin/python \\
-        [--json FILE] [--set kernel_block=16,32 --set kernel_warps=4,8 ...]
+        [--json FILE] [--set kernel_block=16,32 --set kernel_warps=4,8 --set kernel_stages=1,2 --set kernel_rows=16,32]
 
 How: Pallas prints the kernel's Triton IR (`debug=True`) while JAX lowers the paper-size
 rollout for CUDA; the IR is handed as text to the `triton` package of another Python
@@ -102,7 +102,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--triton-python", required=True, help="a Python with the triton package")
     parser.add_argument("--preset", default="paper")
-    parser.add_argument("--rows", default="32", help="weight rows per partial product, comma-separated")
     parser.add_argument("--set", action="append", default=[], help="kernel_block=16,32 etc.: every combination")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -110,9 +109,7 @@ def main() -> None:
     cfg = C.replace(C.preset(args.preset), obs="state")  # the same cell; a state model initialises fast
     cell = init_params(jax.random.key(0), cfg)["cell"]
     p = cfg.planner
-    grid = dict(
-        kernel_block=[16, 32], kernel_warps=[4, 8], kernel_stages=[1, 2], rows=[int(r) for r in args.rows.split(",")]
-    )
+    grid = dict(kernel_block=[16, 32], kernel_warps=[4, 8], kernel_stages=[1, 2], kernel_rows=[16, 32])
     for item in args.set:
         name, values = item.split("=")
         grid[name] = [int(v) for v in values.split(",")]
@@ -125,7 +122,7 @@ def main() -> None:
                 eps = kernels.prior_noise(key, p.num_candidates, p.horizon, cfg.stoch_size)
                 return kernels.rollout(
                     cell, deter, stoch, actions, eps, min_std=cfg.model.min_std, block=s["kernel_block"],
-                    num_warps=s["kernel_warps"], num_stages=s["kernel_stages"], rows=s["rows"],
+                    num_warps=s["kernel_warps"], num_stages=s["kernel_stages"], rows=s["kernel_rows"],
                 )  # fmt: skip
 
             shapes = (

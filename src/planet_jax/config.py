@@ -194,9 +194,11 @@ class PlannerConfig:
     kernel_block: int = 16
     """Candidates per program of the `pallas` rollout kernel (a power of two >= 16)."""
     kernel_warps: int = 8
-    """Warps per program of the `pallas` rollout kernel (8: no register spills on sm_90a, experiments/results/triton-sm90)."""
+    """Warps per program of the `pallas` rollout kernel."""
     kernel_stages: int = 2
     """Triton's software-pipelining stages for the `pallas` rollout kernel's loops over weight rows (1: none)."""
+    kernel_rows: int = 16
+    """Weight rows per partial product in the `pallas` rollout kernel (16 or 32). The defaults (16 candidates, 8 warps, 2 stages, 16 rows) compile for an H100 without register spills (experiments/results/triton-sm90)."""
 
 
 @dataclass(frozen=True)
@@ -547,6 +549,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"rollout_kernel=pallas implements the rssm variant only, got variant={cfg.model.variant!r}.")
     if p.kernel_block < 16 or p.kernel_block & (p.kernel_block - 1):
         raise ConfigError(f"kernel_block must be a power of two >= 16, got {p.kernel_block}.")
+    if p.kernel_rows not in (16, 32):
+        raise ConfigError(f"kernel_rows must be 16 or 32, got {p.kernel_rows}.")
     if e.episode_steps > 1000:
         raise ConfigError(f"episode_steps must be at most 1000 (the suite's episode), got {e.episode_steps}.")
     if e.obs == "pixels" and e.image_size != 64:

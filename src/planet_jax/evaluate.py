@@ -114,9 +114,7 @@ def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | Non
         traj = {"obs": [obs], "action": [np.zeros((episodes, cfg.action_size), np.float32)], "reward": []}
         returns = np.zeros(episodes)
         for t in range(envs.episode_length):
-            action, belief = act_jit(
-                params, belief, prev, jnp.asarray(obs), _fold_in(key, t), cfg=cfg, explore=False
-            )
+            action, belief = act_jit(params, belief, prev, jnp.asarray(obs), _fold_in(key, t), cfg=cfg, explore=False)
             prev = action
             obs, reward, done = envs.step(np.asarray(action))
             returns += reward

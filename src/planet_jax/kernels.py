@@ -12,7 +12,7 @@ action (8 per step: 4 GEMMs, 4 elementwise fusions), ~4.4 us each, bound by laun
 H steps, with h_t and z_t in its own rows of the outputs (in L1), and re-reads the
 (L2-resident) weights every step.
 
-Layout: the deterministic and hidden sizes are zero-padded to multiples of 64, the
+Layout: the deterministic and hidden sizes are zero-padded to multiples of 32, the
 stochastic and action sizes to powers of two >= 16 (Triton's tiles must be powers of two,
 its products at least 16 wide); the padded units stay exactly zero through every step (see
 `pad_cell`). Products use the backend's default precision, as XLA's do (TF32 on NVIDIA
@@ -33,7 +33,14 @@ from flax import struct
 from jax.experimental import pallas as pl
 
 COLUMNS = 64
-"""Output columns per block of the GRU and the prior's hidden layer: small accumulators."""
+"""Output columns per block of the layers of h_t's and the hidden size: small accumulators."""
+GRAIN = 32
+"""The deterministic and hidden sizes are padded to multiples of this (200 -> 224)."""
+
+
+def _column_blocks(n: int) -> list[tuple[int, int]]:
+    """(start, width) blocks covering n (a multiple of GRAIN): COLUMNS wide, the last maybe GRAIN."""
+    return [(start, min(COLUMNS, n - start)) for start in range(0, n, COLUMNS)]
 
 
 def prior_noise(key: jax.Array, num: int, horizon: int, size: int, dtype=jnp.float32) -> jax.Array:
@@ -81,8 +88,8 @@ def pad_cell(cell: dict, *, stoch: int, action: int) -> PaddedCell:
         raise ValueError("the rollout kernel implements the rssm variant's cell only")
     deter = cell["gru"]["hidden"]["kernel"].shape[0]
     hidden = cell["transition_in"]["kernel"].shape[1]
-    d = _round_up(deter, COLUMNS)
-    h = _round_up(hidden, COLUMNS)
+    d = _round_up(deter, GRAIN)
+    h = _round_up(hidden, GRAIN)
     s = _pow2(stoch, 16)  # 16: Triton's smallest dot dimension
     a = _pow2(action, 16)
 
@@ -128,10 +135,10 @@ def _kernel(
     state after step t at t + 1; x_ref, hidden_ref [M, hidden] are scratch. Activations go
     through these refs because a product reads its input `rows` columns at a time (Triton
     cannot slice a value in registers without shuffling it), and the GRU and hidden layer
-    are computed `COLUMNS` output columns at a time, each as a loop over K (pipelined by
+    are computed up to `COLUMNS` output columns at a time, each as a loop over K (pipelined by
     Triton when num_stages > 1). Compiled for sm_90a (experiments/results/triton-sm90), this
-    form needs 254 registers and no stack per thread at 8 warps, 2 stages, 32 rows, 16
-    candidates; a first form, whose products split whole activations held in registers,
+    form needs 248 registers and no stack per thread at 16 candidates, 8 warps, 2 stages,
+    16 rows; a first form, whose products split whole activations held in registers,
     spilled 21 KB per thread.
     """
     m, d = deter_ref.shape[1:]
@@ -155,38 +162,50 @@ def _kernel(
 
         return jax.lax.fori_loop(0, k_size // rows, body, init)
 
-    deter_ref[0] = jnp.broadcast_to(h0_ref[...], (m, d))  # the same start for every candidate
+    for start, width in _column_blocks(d):  # the same start state for every candidate
+        cols = pl.ds(start, width)
+        deter_ref[0, :, cols] = jnp.broadcast_to(h0_ref[:, cols], (m, width))
     stoch_ref[0] = jnp.broadcast_to(z0_ref[...], (m, s))
     barrier()
 
     def step(t, carry):
-        x = jnp.dot(stoch_ref[t], w_in_z[...]) + jnp.dot(action_ref[t], w_in_a[...]) + b_in[...]
-        x_ref[...] = jnp.maximum(x, 0.0)
+        z, a = stoch_ref[t], action_ref[t]
+        for start, width in _column_blocks(hidden):  # x = relu([z, a] W + b)
+            cols = pl.ds(start, width)
+            x = jnp.dot(z, w_in_z[:, cols]) + jnp.dot(a, w_in_a[:, cols]) + b_in[:, cols]
+            x_ref[:, cols] = jnp.maximum(x, 0.0)
         barrier()
-        for c in range(d // COLUMNS):  # h_t, COLUMNS units at a time
-            out = pl.ds(c * COLUMNS, COLUMNS)
+        for start, width in _column_blocks(d):  # h_t, up to COLUMNS units at a time
 
-            def gate(j, c=c):  # gate j of (r, u, n): its columns of the fused [.., 3D] products
-                return pl.ds(j * d + c * COLUMNS, COLUMNS)
+            def gate(j, start=start, width=width):  # gate j of (r, u, n): its columns of the [.., 3D] products
+                return pl.ds(j * d + start, width)
 
-            def terms(k):
-                xk, hk = x_ref[:, pl.ds(k, rows)], deter_ref[t, :, pl.ds(k, rows)]
-                return tuple(jnp.dot(xk, w_x[pl.ds(k, rows), gate(j)]) for j in range(3)) + tuple(
-                    jnp.dot(hk, w_h[pl.ds(k, rows), gate(j)]) for j in range(3)
-                )
+            def x_terms(k, gate=gate):  # x W for the three gates
+                xk = x_ref[:, pl.ds(k, rows)]
+                return tuple(jnp.dot(xk, w_x[pl.ds(k, rows), gate(j)]) for j in range(3))
 
-            xr, xu, xn, hr, hu, hn = k_sum(terms, d, tuple(zeros(COLUMNS) for _ in range(6)))
+            def h_terms(k, gate=gate):  # h_{t-1} U for the three gates
+                hk = deter_ref[t, :, pl.ds(k, rows)]
+                return tuple(jnp.dot(hk, w_h[pl.ds(k, rows), gate(j)]) for j in range(3))
+
+            init = tuple(zeros(width) for _ in range(3))
+            if hidden == d:  # one loop: six independent loads in flight per iteration
+                xr, xu, xn, hr, hu, hn = k_sum(lambda k, x=x_terms, h=h_terms: x(k) + h(k), d, init + init)
+            else:
+                xr, xu, xn = k_sum(x_terms, hidden, init)
+                hr, hu, hn = k_sum(h_terms, d, init)
             r = jax.nn.sigmoid(xr + b_x[:, gate(0)] + hr + b_h[:, gate(0)])
             u = jax.nn.sigmoid(xu + b_x[:, gate(1)] + hu + b_h[:, gate(1)])
             n = jnp.tanh(xn + b_x[:, gate(2)] + r * (hn + b_h[:, gate(2)]))
+            out = pl.ds(start, width)
             deter_ref[t + 1, :, out] = (1.0 - u) * n + u * deter_ref[t, :, out]
         barrier()
-        for c in range(hidden // COLUMNS):  # the prior's hidden layer relu(h_t W + b)
-            out = pl.ds(c * COLUMNS, COLUMNS)
+        for start, width in _column_blocks(hidden):  # the prior's hidden layer relu(h_t W + b)
+            out = pl.ds(start, width)
             (pre,) = k_sum(
                 lambda k, out=out: (jnp.dot(deter_ref[t + 1, :, pl.ds(k, rows)], w_ph[pl.ds(k, rows), out]),),
                 d,
-                (zeros(COLUMNS),),
+                (zeros(width),),
             )
             hidden_ref[:, out] = jnp.maximum(pre + b_ph[:, out], 0.0)
         barrier()
@@ -216,7 +235,7 @@ def rollout(
     block: int = 16,
     num_warps: int = 8,
     num_stages: int = 2,
-    rows: int = 32,
+    rows: int = 16,
     interpret: bool | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Prior rollouts of J candidates from one state, as one Pallas kernel.
@@ -225,14 +244,14 @@ def rollout(
     start_deter [D], start_stoch [S] (one
     environment's posterior state); actions [J, H, A]; eps [H, J, S] (`prior_noise`).
     block: candidates per program (a power of two >= 16); rows: weight rows per partial
-    product (a power of two >= 16 dividing 64); num_warps, num_stages: Triton's, per
+    product (16 or 32); num_warps, num_stages: Triton's, per
     program (GPU). interpret: run in Pallas's interpreter; default: on CPU only.
     Returns deter [H, J, D] and stoch [H, J, S]: `rssm.imagine`'s states, time-major.
     """
     if block < 16 or block & (block - 1):
         raise ValueError(f"block must be a power of two >= 16, got {block}")
-    if rows < 16 or rows & (rows - 1) or COLUMNS % rows:
-        raise ValueError(f"rows must be a power of two between 16 and {COLUMNS}, got {rows}")
+    if rows not in (16, GRAIN):
+        raise ValueError(f"rows must be 16 or {GRAIN}, got {rows}")
     num, horizon, action = actions.shape
     deter, stoch = start_deter.shape[-1], start_stoch.shape[-1]
     if not isinstance(cell, PaddedCell):

@@ -128,6 +128,7 @@ def _kernel_features(params, belief: rssm.State, actions: jax.Array, key: jax.Ar
         block=p.kernel_block,
         num_warps=p.kernel_warps,
         num_stages=p.kernel_stages,
+        rows=p.kernel_rows,
     )
     return jnp.concatenate([deter, stoch], -1)
 
