@@ -11,7 +11,9 @@ a jitted no-op (the dispatch floor), the posterior update alone, the search alon
 update with lax convolutions (cuDNN) in place of the matmul forms. With --hlo-dir it writes
 each form's optimised HLO for one environment and prints its count of top-level kernels
 (fusions, library calls such as cuBLAS GEMMs, sorts), the figure that sets a search's
-speed when it is bound by kernel latency. Medians in milliseconds; same keys everywhere.
+speed when it is bound by kernel latency. For each Pallas form it first checks the compiled
+kernel against `rssm.imagine` at paper size (`max_abs_diff_vs_imagine`; run.sh picks no
+form above 1e-3). Medians in milliseconds; same keys everywhere.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planet_jax import bench, rssm
+from planet_jax import bench, kernels, rssm
 from planet_jax import config as C
 from planet_jax.networks import init_params
 from planet_jax.planner import act, observe_step, plan_batch, unroll_steps
@@ -45,6 +47,39 @@ FORMS = (
     (dict(rollout_kernel="pallas", kernel_block=16, kernel_warps=4, kernel_stages=1, kernel_rows=16), False),
     (dict(rollout_kernel="pallas", kernel_block=16, kernel_warps=4, kernel_stages=2, kernel_rows=32), False),
 )
+
+
+def kernel_error(params, cfg) -> float:
+    """Largest |kernel - imagine| over the states of a paper-size rollout (J candidates, H
+    steps, random actions and start), with float32 products in both (TF32 by default on a
+    GPU would let them drift apart legitimately). A kernel that is fast but wrong shows here."""
+    p = cfg.planner
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(7), 4)
+    start = rssm.State(
+        jax.random.normal(k1, (cfg.deter_size,)),
+        jax.random.normal(k2, (cfg.stoch_size,)),
+        jnp.zeros(cfg.stoch_size),
+        jnp.ones(cfg.stoch_size),
+    )
+    actions = jax.random.uniform(k3, (p.num_candidates, p.horizon, cfg.action_size), minval=-1, maxval=1)
+    cell = params["cell"]
+
+    def fused(cell, start, actions, key):
+        eps = kernels.prior_noise(key, p.num_candidates, p.horizon, cfg.stoch_size)
+        return kernels.rollout(
+            cell, start.deter, start.stoch, actions, eps, min_std=cfg.model.min_std, block=p.kernel_block,
+            num_warps=p.kernel_warps, num_stages=p.kernel_stages, rows=p.kernel_rows,
+        )  # fmt: skip
+
+    def reference(cell, start, actions, key):
+        batch = jax.tree.map(lambda x: jnp.broadcast_to(x, (p.num_candidates, *x.shape)), start)
+        states = rssm.imagine(cell, batch, actions, key, cfg=cfg)
+        return jnp.swapaxes(states.deter, 0, 1), jnp.swapaxes(states.stoch, 0, 1)
+
+    with jax.default_matmul_precision("highest"):
+        got = jax.jit(fused)(cell, start, actions, k4)
+        want = jax.jit(reference)(cell, start, actions, k4)
+    return max(float(jnp.abs(a - b).max()) for a, b in zip(got, want))
 
 
 def kernel_counts(hlo: str) -> dict[str, dict[str, int]]:
@@ -110,6 +145,16 @@ def main() -> None:
                     f.write(text)
                 meta[name]["kernels"] = kernel_counts(text)
                 print(name, "top-level kernels:", meta[name]["kernels"], flush=True)
+    errors = {}  # per launch shape (the batched case runs the same kernel)
+    for name in [n for n in cases if meta[n]["overrides"].get("rollout_kernel") == "pallas"]:
+        shape = tuple(meta[name]["overrides"].items())
+        if shape not in errors:
+            try:
+                errors[shape] = kernel_error(params, C.replace(base, **meta[name]["overrides"]))
+            except Exception as exc:  # recorded with the timing's failures below
+                errors[shape] = f"{type(exc).__name__}: {exc}"[:500]
+        error = meta[name]["max_abs_diff_vs_imagine"] = errors[shape]
+        print(f"{name}: max |kernel - imagine| = {error}", flush=True)
     cfg, fn, inputs = act_case(1, horizon=1, num_iterations=1)
     cases["act H=1 I=1 envs=1 (fixed cost)"] = (fn, inputs)
     cfg = base
