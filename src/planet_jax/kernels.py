@@ -285,7 +285,9 @@ def rollout(
     if not interpret:
         from jax.experimental.pallas import triton as pl_triton
 
-        compiler_params = pl_triton.CompilerParams(num_warps=num_warps, num_stages=num_stages)
+        # Older JAX releases call it `TritonCompilerParams` (the device image has another JAX than the pin).
+        params_class = getattr(pl_triton, "CompilerParams", None) or pl_triton.TritonCompilerParams
+        compiler_params = params_class(num_warps=num_warps, num_stages=num_stages)
     out_deter, out_stoch, _, _ = pl.pallas_call(
         functools.partial(_kernel, horizon=horizon, min_std=float(min_std), rows=rows, interpret=interpret),
         out_shape=[
