@@ -1,6 +1,7 @@
 """Where a paper-size action's time goes, and which rollout form is fastest, on this device.
 
     python experiments/gpu/breakdown.py [--repeats 10] [--json FILE] [--hlo-dir DIR]
+    python experiments/gpu/breakdown.py --pick FILE   # the fastest correct form, as --set flags
 
 Times `act` (posterior update + CEM, paper settings, cheetah-run pixels) in each rollout
 form: XLA's scan with each `planner.reward_pass` (per_step, after), and the fused Pallas
@@ -111,13 +112,34 @@ def kernel_counts(hlo: str) -> dict[str, dict[str, int]]:
     return {name: dict(c.most_common()) for name, c in counts.items()}
 
 
+def fastest_form(records: list[dict], tolerance: float = 1e-3) -> dict | None:
+    """The overrides of the fastest `act` form for one environment among breakdown records,
+    counting a Pallas form only if its states matched `imagine`'s within `tolerance`
+    (a number; an error string or a larger difference rules it out). None if none ran."""
+
+    def correct(record):
+        error = record.get("max_abs_diff_vs_imagine", 0.0)
+        return isinstance(error, float) and error < tolerance
+
+    ran = [r for r in records if r.get("envs") == 1 and "overrides" in r and correct(r)]
+    return min(ran, key=lambda r: r["ms"])["overrides"] if ran else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--pick", default=None, help="print the fastest correct form of a breakdown JSON as --set flags"
+    )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--envs", type=int, default=4, help="the batched case's environments")
     parser.add_argument("--json", default=None)
     parser.add_argument("--hlo-dir", default=None)
     args = parser.parse_args()
+    if args.pick:
+        with open(args.pick) as f:
+            best = fastest_form(json.load(f)["records"])
+        print(" ".join(f"--set {k}={v}" for k, v in (best or {}).items()))
+        return
 
     base = C.validate(C.preset(os.environ.get("PRESET", "paper"), "cheetah-run"))
     params = init_params(jax.random.key(0), base)

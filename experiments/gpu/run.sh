@@ -92,16 +92,7 @@ bench() { stage "$1" "$2" "$PY" -m planet_jax.bench "${@:3}" 2>&1 | grep -v sett
 stage breakdown 260 env PRESET=$preset "$PY" experiments/gpu/breakdown.py --repeats 10 --json "$W/breakdown.json" \
   --hlo-dir "$W/hlo" 2>&1 | grep -v settotalmass | tee "$W/breakdown.txt"
 # The headline figure with the fastest form for one environment found above.
-best=$("$PY" - "$W/breakdown.json" <<'PY' 2>/dev/null
-import json, sys
-def correct(r):  # a Pallas form counts only if its states matched imagine's
-    error = r.get("max_abs_diff_vs_imagine", 0.0)
-    return isinstance(error, float) and error < 1e-3
-records = [r for r in json.load(open(sys.argv[1]))["records"] if r.get("envs") == 1 and "overrides" in r and correct(r)]
-best = min(records, key=lambda r: r["ms"])
-print(" ".join(f"--set {k}={v}" for k, v in best["overrides"].items()))
-PY
-)
+best=$("$PY" experiments/gpu/breakdown.py --pick "$W/breakdown.json" 2>/dev/null)
 echo "fastest form for one environment: ${best:-none found (the planner runs as configured)}"
 # shellcheck disable=SC2086
 bench planner 120 planner --preset $preset --envs $envs --repeats 10 $best --json "$W/planner.json"

@@ -79,10 +79,11 @@ def pad_cell(cell: dict, *, stoch: int, action: int) -> PaddedCell:
     """The cell's weights zero-padded and split as the kernel reads them.
 
     `rollout` calls it when given the parameters themselves; the planner calls it once per
-    search, outside the CEM loop. With zero weights and biases in the padded rows and columns, padded units of x and of
-    the prior's hidden layer are relu(0) = 0, padded GRU units stay h = (1 - u) n + u h
-    = 0.5 * 0 + 0.5 * 0 = 0 (n = tanh(0) = 0), and padded z = 0 + std * 0 (eps is padded
-    with zeros), so the real units see exactly the products of the unpadded model.
+    search, outside the CEM loop. With zero weights and biases in the padded rows and
+    columns, padded units of x and of the prior's hidden layer are relu(0) = 0, padded GRU
+    units stay h = (1 - u) n + u h = 0.5 * 0 + 0.5 * 0 = 0 (n = tanh(0) = 0), and padded
+    z = 0 + std * 0 (eps is padded with zeros), so the real units see exactly the products
+    of the unpadded model.
     """
     if "gru" not in cell or "prior_hidden" not in cell:
         raise ValueError("the rollout kernel implements the rssm variant's cell only")

@@ -1,0 +1,48 @@
+"""experiments/gpu/breakdown.py's choice of the form that `bench planner` then runs on a GPU."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "experiments", "gpu", "breakdown.py")
+
+
+def _breakdown():
+    spec = importlib.util.spec_from_file_location("breakdown", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+XLA = dict(reward_pass="after")
+FAST = dict(rollout_kernel="pallas", kernel_block=16)
+FASTER = dict(rollout_kernel="pallas", kernel_block=32)
+RECORDS = [
+    dict(name="xla", envs=1, overrides=XLA, ms=5.1),
+    dict(name="xla 4", envs=4, overrides=XLA, ms=10.0),
+    dict(name="kernel", envs=1, overrides=FAST, ms=3.0, max_abs_diff_vs_imagine=4e-7),
+    dict(name="kernel 4", envs=4, overrides=FAST, ms=1.0, max_abs_diff_vs_imagine=4e-7),  # not one env
+    dict(name="fixed cost", ms=0.6),  # a part, not a form
+]
+
+
+def test_the_fastest_correct_form_for_one_environment_is_picked():
+    fastest_form = _breakdown().fastest_form
+    assert fastest_form(RECORDS) == FAST
+    # A faster kernel whose states drifted from imagine's, or that failed its check, is never picked.
+    wrong = dict(name="wrong", envs=1, overrides=FASTER, ms=2.0, max_abs_diff_vs_imagine=2e-3)
+    broken = dict(name="broken", envs=1, overrides=FASTER, ms=1.5, max_abs_diff_vs_imagine="ValueError: ...")
+    assert fastest_form([*RECORDS, wrong, broken]) == FAST
+    assert fastest_form([*RECORDS, dict(wrong, max_abs_diff_vs_imagine=1e-5)]) == FASTER
+    assert fastest_form([r for r in RECORDS if r["name"] != "kernel"]) == XLA
+    assert fastest_form([]) is None
+
+
+def test_pick_prints_the_flags_that_run_sh_passes_to_bench_planner(tmp_path):
+    path = tmp_path / "breakdown.json"
+    path.write_text(json.dumps(dict(records=RECORDS)))
+    out = subprocess.run([sys.executable, SCRIPT, "--pick", str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["--set", "rollout_kernel=pallas", "--set", "kernel_block=16"]
