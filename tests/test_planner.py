@@ -73,6 +73,7 @@ def test_reward_pass_is_resolved_for_the_backend_and_checked():
     assert [C.resolve_reward_pass("auto", b) for b in ("cpu", "gpu", "tpu")] == ["per_step", "after", "after"]
     assert C.resolve_reward_pass("per_step", "gpu") == "per_step"
     assert reward_pass(C.replace(cfg, reward_pass="after")) == "after"
+    assert reward_pass(C.replace(cfg, reward_pass="per_step", rollout_kernel="pallas")) == "after"  # the kernel's
     with pytest.raises(C.ConfigError, match="reward_pass must be one of auto, per_step, after, got 'end'"):
         C.validate(C.replace(cfg, reward_pass="end"))
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import glob
 import hashlib
 import io
@@ -34,8 +35,9 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
 from planet_jax import config as C
-from planet_jax import kernels
+from planet_jax import rssm
 from planet_jax.networks import init_params
+from planet_jax.planner import kernel_features
 
 COMPILE = r"""
 import json, sys, triton
@@ -117,21 +119,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for combo in itertools.product(*grid.values()):
             setting = dict(zip(grid, combo))
-
-            def fn(cell, deter, stoch, actions, key, s=setting):
-                eps = kernels.prior_noise(key, p.num_candidates, p.horizon, cfg.stoch_size)
-                return kernels.rollout(
-                    cell, deter, stoch, actions, eps, min_std=cfg.model.min_std, block=s["kernel_block"],
-                    num_warps=s["kernel_warps"], num_stages=s["kernel_stages"], rows=s["kernel_rows"],
-                )  # fmt: skip
-
-            shapes = (
-                jnp.zeros(cfg.deter_size),
-                jnp.zeros(cfg.stoch_size),
+            fn = functools.partial(kernel_features, cfg=C.replace(cfg, rollout_kernel="pallas", **setting))
+            (ir,) = triton_ir(
+                fn,
+                cell,
+                rssm.initial((), cfg),
                 jnp.zeros((p.num_candidates, p.horizon, cfg.action_size)),
                 jax.random.key(0),
             )
-            (ir,) = triton_ir(fn, cell, *shapes)
             record = dict(
                 setting, **resources(ir, args.triton_python, setting["kernel_warps"], setting["kernel_stages"], workdir)
             )

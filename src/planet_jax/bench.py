@@ -369,7 +369,7 @@ def bench_planner(args) -> list[Record]:
                     envs=n,
                     env_axis=env_mode(cfg),
                     rollout_unroll=unroll_steps(cfg),
-                    reward_pass="after" if cfg.planner.rollout_kernel == "pallas" else reward_pass(cfg),
+                    reward_pass=reward_pass(cfg),
                     **_kernel_settings(cfg),
                     horizon=cfg.planner.horizon,
                     iterations=cfg.planner.num_iterations,

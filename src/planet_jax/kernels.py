@@ -242,11 +242,11 @@ def rollout(
     """Prior rollouts of J candidates from one state, as one Pallas kernel.
 
     cell: the `rssm` variant's cell parameters, or `pad_cell`'s result for them;
-    start_deter [D], start_stoch [S] (one
-    environment's posterior state); actions [J, H, A]; eps [H, J, S] (`prior_noise`).
-    block: candidates per program (a power of two >= 16); rows: weight rows per partial
-    product (16 or 32); num_warps, num_stages: Triton's, per
-    program (GPU). interpret: run in Pallas's interpreter; default: on CPU only.
+    start_deter [D], start_stoch [S] (one environment's posterior state); actions
+    [J, H, A]; eps [H, J, S] (`prior_noise`). block: candidates per program (a power of
+    two >= 16); rows: weight rows per partial product (16 or 32); num_warps, num_stages:
+    Triton's, per program (GPU). interpret: run in Pallas's interpreter; default: on CPU
+    only.
     Returns deter [H, J, D] and stoch [H, J, S]: `rssm.imagine`'s states, time-major.
     """
     if block < 16 or block & (block - 1):

@@ -88,7 +88,7 @@ def score_sequences(params, belief: rssm.State, actions: jax.Array, key: jax.Arr
         return reward_head.apply({"params": params["reward"]}, features)
 
     if cfg.planner.rollout_kernel == "pallas":
-        return reward(_kernel_features(params["cell"], belief, actions, key, cfg=cfg)).sum(0)
+        return reward(kernel_features(params["cell"], belief, actions, key, cfg=cfg)).sum(0)
 
     start = jax.tree.map(lambda x: jnp.broadcast_to(x, (actions.shape[0], *x.shape)), belief)
     keys = jax.random.split(key, actions.shape[1])  # as in `rssm.imagine`
@@ -108,8 +108,9 @@ def score_sequences(params, belief: rssm.State, actions: jax.Array, key: jax.Arr
     return total if per_step else reward(features).sum(0)
 
 
-def _kernel_features(params, belief: rssm.State, actions: jax.Array, key: jax.Array, *, cfg: Config) -> jax.Array:
-    """[H, J, F] features of the prior rollout, from `kernels.rollout` (the same noise as `imagine`).
+def kernel_features(params, belief: rssm.State, actions: jax.Array, key: jax.Array, *, cfg: Config) -> jax.Array:
+    """[H, J, F] features of the prior rollout, from `kernels.rollout` with the config's launch
+    shape and `imagine`'s noise. belief: State [] (one environment); actions [J, H, A].
 
     params: the cell's parameters or `kernels.pad_cell`'s result (`plan` pads once per search).
     """
@@ -134,7 +135,10 @@ def _kernel_features(params, belief: rssm.State, actions: jax.Array, key: jax.Ar
 
 
 def reward_pass(cfg: Config) -> str:
-    """`per_step` or `after`: the config's `reward_pass`, with `auto` resolved for the backend."""
+    """`per_step` or `after`: the config's `reward_pass`, with `auto` resolved for the backend
+    (always `after` with `rollout_kernel=pallas`: the kernel returns the features)."""
+    if cfg.planner.rollout_kernel == "pallas":
+        return "after"
     return resolve_reward_pass(cfg.planner.reward_pass, jax.default_backend())
 
 
