@@ -32,6 +32,8 @@ import jax.numpy as jnp
 from flax import struct
 from jax.experimental import pallas as pl
 
+from planet_jax import rng
+
 COLUMNS = 64
 """Output columns per block of the layers of h_t's and the hidden size: small accumulators."""
 GRAIN = 32
@@ -50,7 +52,7 @@ def prior_noise(key: jax.Array, num: int, horizon: int, size: int, dtype=jnp.flo
     the same numbers up front.
     """
     keys = jax.random.split(key, horizon)
-    return jax.vmap(lambda k: jax.random.normal(k, (num, size), dtype))(keys)
+    return jax.vmap(lambda k: rng.normal(k, (num, size), dtype))(keys)
 
 
 def _pow2(n: int, least: int) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from planet_jax import kernels, rssm
+from planet_jax import kernels, rng, rssm
 from planet_jax.config import Config, ConfigError, PlannerConfig, resolve_axis, resolve_reward_pass, resolve_unroll
 from planet_jax.networks import Modules
 from planet_jax.preprocess import prepare_obs
@@ -54,7 +54,7 @@ def cem(
     def iteration(carry, key):
         mean, std = carry
         k_sample, k_score = jax.random.split(key)
-        noise = jax.random.normal(k_sample, (num_candidates, horizon, action_size), mean.dtype)
+        noise = rng.normal(k_sample, (num_candidates, horizon, action_size), mean.dtype)
         candidates = jnp.clip(mean + std * noise, -1.0, 1.0)
         returns = score(candidates, k_score)
         _, elite_index = jax.lax.top_k(returns, num_elites)

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from planet_jax import rng
 from planet_jax.config import Config
 from planet_jax.networks import Modules
 
@@ -69,7 +70,7 @@ def prior_stats(params, prev: State, action: jax.Array, *, cfg: Config) -> tuple
 
 def sample(mean: jax.Array, std: jax.Array, key: jax.Array) -> jax.Array:
     """z = mean + std * eps, eps ~ N(0, I) (reparameterised)."""
-    return mean + std * jax.random.normal(key, mean.shape, mean.dtype)
+    return mean + std * rng.normal(key, mean.shape, mean.dtype)
 
 
 def prior_step(params, prev: State, action: jax.Array, key: jax.Array, *, cfg: Config) -> State:
