@@ -161,7 +161,7 @@ def test_agent_learns_cartpole_balance_from_states(tmp_path):
 
     logdir = str(tmp_path / "learn")
     args = [
-        "--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--episodes", "16",
+        "--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--episodes", "12",
         "--seed-episodes", "4", "--train-steps", "100", "--updates-per-call", "50", "--batch-size", "32",
         "--chunk-length", "32", "--deter-size", "64", "--stoch-size", "16", "--hidden-size", "64",
         "--reward-units", "64", "--state-units", "64", "--horizon", "12", "--num-candidates", "300",
@@ -170,13 +170,13 @@ def test_agent_learns_cartpole_balance_from_states(tmp_path):
     ]  # fmt: skip
     assert train_main([*args, "--logdir", logdir]) == 0
     tests = [r for r in MetricsLog.read(logdir) if r["kind"] == "test"]
-    assert [r["episode"] for r in tests] == [4, 8, 12, 16]
+    assert [r["episode"] for r in tests] == [4, 8, 12]
 
     # The random policy on the same test episodes (same environment seeds).
     env = ControlEnv("cartpole-balance", seed=0, obs="state")
     rng = np.random.default_rng(0)
     random_returns = []
-    for phase in range(4):
+    for phase in range(3):
         for j in range(3):
             env.reset(env_seed(0, "test", phase * 3 + j))
             total = 0.0
