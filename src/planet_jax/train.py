@@ -435,6 +435,7 @@ class Trainer:
         else:
             self.metrics = _NoLog()
         self.last = {"train_return": float("nan"), "test_return": float("nan"), "updates_per_s": 0.0, "plan_ms": 0.0}
+        self.plotted = -1  # how many metric records curve.png shows
 
     def put(self, tree):
         """This process's agents' arrays [n, ...] -> on the devices (split over them if several;
@@ -645,7 +646,7 @@ class Trainer:
                     f"test  episode {self.episodes:5d}  env steps {self.env_steps:8d}  return {mean:8.1f}"
                     + (f" +- {se:.1f} (s.e., {n} seeds)" if n > 1 else f"  ({t.test_episodes} episodes)")
                 )
-                plot_curves(MetricsLog.read(self.logdir), cfg.env.task, os.path.join(self.logdir, "curve.png"))
+                self.plot(MetricsLog.read(self.logdir))
         if self.episodes % t.checkpoint_every < e:
             self.save()
         bar.update(e)
@@ -659,6 +660,12 @@ class Trainer:
             },
             refresh=False,
         )
+
+    def plot(self, records: list[dict]) -> None:
+        """Redraw curve.png, unless it already shows these records (a run ending on a test)."""
+        if len(records) != self.plotted:
+            plot_curves(records, self.cfg.env.task, os.path.join(self.logdir, "curve.png"))
+            self.plotted = len(records)
 
     def close(self) -> None:
         """Release the log, checkpoint manager and environments."""
@@ -675,7 +682,7 @@ class Trainer:
         if not self.primary:
             return {"logdir": os.path.abspath(self.logdir), "episodes": self.episodes, "checkpoints": checkpoints}
         records = MetricsLog.read(self.logdir)
-        plot_curves(records, self.cfg.env.task, os.path.join(self.logdir, "curve.png"))
+        self.plot(records)
         tests = [r for r in records if r["kind"] == "test"]
         last = [r["return"] for r in tests if r["episode"] == max((x["episode"] for x in tests), default=-1)]
         summary = {
