@@ -28,9 +28,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.extend import random as jex_random
 
-_THREEFRY = jex_random.threefry_prng_impl
+try:  # public since JAX 0.4.2x; if a later JAX drops it, draws fall back to jax.random's own
+    from jax.extend import random as jex_random
+
+    _THREEFRY = jex_random.threefry_prng_impl
+except (ImportError, AttributeError):  # pragma: no cover - depends on the JAX version
+    jex_random = _THREEFRY = None
 # Threefry-2x32's rotation constants, alternating every 4 rounds (Salmon et al., 2011).
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
@@ -57,27 +61,30 @@ def _random_bits(key: jax.Array, bit_width: int, shape: tuple[int, ...]) -> jax.
     i (as two 32-bit halves) and returns the xor of the two output words.
     """
     size = math.prod(shape)
-    if bit_width != 32 or size >= 2**32 or not jax.config.jax_threefry_partitionable:
+    if bit_width != 32 or size >= 2**32 or not getattr(jax.config, "jax_threefry_partitionable", True):
         return _THREEFRY.random_bits(key, bit_width, shape)
     low = lax.iota(np.uint32, size).reshape(shape)
     b1, b2 = threefry2x32(key[0], key[1], jnp.zeros(shape, np.uint32), low)
     return b1 ^ b2
 
 
-UNROLLED = jex_random.define_prng_impl(
-    key_shape=_THREEFRY.key_shape,
-    seed=_THREEFRY.seed,
-    split=_THREEFRY.split,
-    random_bits=_random_bits,
-    fold_in=_THREEFRY.fold_in,
-    name="threefry2x32_unrolled",
-    tag="fry_u",
-)
+try:
+    UNROLLED = jex_random.define_prng_impl(
+        key_shape=_THREEFRY.key_shape,
+        seed=_THREEFRY.seed,
+        split=_THREEFRY.split,
+        random_bits=_random_bits,
+        fold_in=_THREEFRY.fold_in,
+        name="threefry2x32_unrolled",
+        tag="fry_u",
+    )
+except (AttributeError, TypeError):  # pragma: no cover - depends on the JAX version
+    UNROLLED = None
 
 
 def fast(key: jax.Array) -> jax.Array:
     """The same key with the unrolled hash on CPU (identical draws); any other key unchanged."""
-    if jax.default_backend() != "cpu" or not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if UNROLLED is None or jax.default_backend() != "cpu" or not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return key
     if str(jax.random.key_impl(key)) != _THREEFRY.name:
         return key
