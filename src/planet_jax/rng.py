@@ -29,12 +29,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-try:  # public since JAX 0.4.2x; if a later JAX drops it, draws fall back to jax.random's own
-    from jax.extend import random as jex_random
-
-    _THREEFRY = jex_random.threefry_prng_impl
-except (ImportError, AttributeError):  # pragma: no cover - depends on the JAX version
-    jex_random = _THREEFRY = None
 # Threefry-2x32's rotation constants, alternating every 4 rounds (Salmon et al., 2011).
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
@@ -68,7 +62,12 @@ def _random_bits(key: jax.Array, bit_width: int, shape: tuple[int, ...]) -> jax.
     return b1 ^ b2
 
 
+# `jax.extend.random` is public since JAX 0.4.2x; should a later JAX drop these hooks, `fast`
+# returns keys unchanged and the draws are jax.random's own.
 try:
+    from jax.extend import random as jex_random
+
+    _THREEFRY = jex_random.threefry_prng_impl
     UNROLLED = jex_random.define_prng_impl(
         key_shape=_THREEFRY.key_shape,
         seed=_THREEFRY.seed,
@@ -78,8 +77,8 @@ try:
         name="threefry2x32_unrolled",
         tag="fry_u",
     )
-except (AttributeError, TypeError):  # pragma: no cover - depends on the JAX version
-    UNROLLED = None
+except (ImportError, AttributeError, TypeError):  # pragma: no cover - depends on the JAX version
+    _THREEFRY = UNROLLED = None
 
 
 def fast(key: jax.Array) -> jax.Array:
