@@ -4,12 +4,16 @@ On CPU the kernel runs in Pallas's interpreter; the lowering tests build the Tri
 for CUDA without a GPU (what can be checked here: shapes, dtypes, every primitive lowers).
 """
 
+import contextlib
+import io
+import re
 from unittest import mock
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental import pallas as pl
 
 from helpers import tiny_config
 from planet_jax import config as C
@@ -186,3 +190,37 @@ def test_paper_size_rollout_lowers_for_cuda():
     assert f"grid_x = {-(-p.num_candidates // p.kernel_block)}" in text
     # Padded: 1008 candidates of 224 deterministic units, at the start and after each step.
     assert "tensor<13x1008x224xf32>" in text
+
+
+@pytest.mark.parametrize("deter, hidden", [(32, 32), (32, 64)])
+def test_every_loop_of_the_kernel_keeps_two_trips(deter, hidden):
+    # Triton folds a one-trip loop away. At deter = hidden = rows = 32 that left the step loop
+    # with no inner loop, and Triton's pipeliner (num_stages 2) then loaded each step's states
+    # before the step before had stored them: NaNs on an H200 (experiments/results/gpu-h200-2).
+    # The kernel halves `rows` where a sum would take one trip; here, in the Triton IR that
+    # Pallas hands to XLA, every loop's upper bound must be 2 or more.
+    cfg = tiny_config(horizon=5, deter_size=deter, hidden_size=hidden)
+    cell = init_params(jax.random.key(0), cfg)["cell"]
+    start = _start(cfg)
+    actions = jnp.zeros((50, 5, cfg.action_size))
+    eps = jnp.zeros((5, 50, cfg.stoch_size))
+
+    def fn(cell, deter, stoch, actions, eps):
+        return kernels.rollout(cell, deter, stoch, actions, eps, min_std=0.1, block=16, rows=32)
+
+    original, printed = pl.pallas_call, io.StringIO()
+    with (
+        mock.patch.object(pl, "pallas_call", lambda *a, **k: original(*a, **{**k, "debug": True})),
+        contextlib.redirect_stdout(printed),
+    ):
+        _cuda_text(fn, cell, start.deter, start.stoch, actions, eps)
+    text = printed.getvalue()
+    trips = []
+    for lower, upper in re.findall(r"scf\.for %\w+ = (%\w+) to (%\w+) step", text):
+        bound = re.search(rf"{upper} = arith\.addi {lower}, %c(\d+)_i32", text)
+        assert bound, f"no constant bound for {upper}"
+        trips.append(int(bound.group(1)))
+    # The step loop (5 steps), then the GRU's sums (one loop when deter == hidden, else one for
+    # x W and one for h U), the prior's hidden layer and its statistics.
+    assert trips[0] == 5 and len(trips) == (4 if deter == hidden else 5), trips
+    assert min(trips) >= 2, trips

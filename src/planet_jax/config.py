@@ -190,7 +190,7 @@ class PlannerConfig:
     rollout_unroll: int = 0
     """Horizon steps per loop iteration of the candidates' rollout (`lax.scan(unroll=...)`); 0 = auto: fully unrolled on GPU/TPU (an H200 plans one env in 6.7 ms instead of 9.6), a loop on CPU (no faster unrolled, slower to compile)."""
     rollout_kernel: Literal["xla", "pallas"] = "xla"
-    """How the candidates' prior rollout runs: `xla` (a `lax.scan` of the RSSM cell, ~8 kernels per step on a GPU), `pallas` (`planet_jax.kernels`: one fused Triton kernel per CEM iteration, GPUs only, rssm variant only; the reward head then runs after the rollout; on CPU it runs in Pallas's interpreter, for tests)."""
+    """How the candidates' prior rollout runs: `xla` (a `lax.scan` of the RSSM cell, ~8 kernels per step on a GPU), `pallas` (`planet_jax.kernels`: one fused Triton kernel per CEM iteration, GPUs only, rssm variant only; the reward head then runs after the rollout; on CPU it runs in Pallas's interpreter, for tests). On an H200 `pallas` took 10.3 ms per action against 5.7 for `xla` (experiments/results/gpu-h200-2)."""
     kernel_block: int = 16
     """Candidates per program of the `pallas` rollout kernel (a power of two >= 16)."""
     kernel_warps: int = 8
@@ -198,7 +198,7 @@ class PlannerConfig:
     kernel_stages: int = 2
     """Triton's software-pipelining stages for the `pallas` rollout kernel's loops over weight rows (1: none)."""
     kernel_rows: int = 16
-    """Weight rows per partial product in the `pallas` rollout kernel (16 or 32). The defaults (16 candidates, 8 warps, 2 stages, 16 rows) compile for an H100 without register spills (experiments/results/triton-sm90)."""
+    """Weight rows per partial product in the `pallas` rollout kernel (16 or 32; halved where a sum over 32 units would take one trip). The defaults (16 candidates, 8 warps, 2 stages, 16 rows) compile for an H100 without register spills (experiments/results/triton-sm90)."""
 
 
 @dataclass(frozen=True)

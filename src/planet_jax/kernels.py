@@ -10,7 +10,9 @@ eight per step. Why: on an H100 the XLA rollout is a chain of ~1000 dependent ke
 action (8 per step: 4 GEMMs, 4 elementwise fusions), ~4.4 us each, bound by launch latency
 (experiments/results/gpu-h100). Here each program takes a block of candidates through all
 H steps, with h_t and z_t in its own rows of the outputs (in L1), and re-reads the
-(L2-resident) weights every step.
+(L2-resident) weights every step. Measured on an H200 (experiments/results/gpu-h200-2):
+correct, but 79 us per step at best against XLA's 41 us, so it is not the default: each
+program's small dependent products wait on their loads.
 
 Layout: the deterministic and hidden sizes are zero-padded to multiples of 32, the
 stochastic and action sizes to powers of two >= 16 (Triton's tiles must be powers of two,
@@ -147,6 +149,11 @@ def _kernel(
     m, d = deter_ref.shape[1:]
     s = stoch_ref.shape[2]
     hidden = w_ph.shape[1]
+    # Every K loop below keeps two trips or more. Triton folds a one-trip loop away, and a
+    # step loop left with no inner loop is pipelined when num_stages > 1: it then loaded a
+    # step's states before the step before had stored them (NaNs, and results that changed
+    # from call to call, at d = hidden = rows = 32 on an H200: experiments/results/gpu-h200-2).
+    rows = min(rows, min(d, hidden) // 2)
 
     def barrier():  # stores by some threads before loads by others (the interpreter runs in order)
         if not interpret:
