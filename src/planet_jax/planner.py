@@ -225,7 +225,7 @@ def act(
     action = plan_batch(params, belief, keys, cfg=cfg)
     if explore:
         scale = cfg.planner.exploration_noise if noise_scale is None else noise_scale
-        noise = scale * jax.random.normal(k_noise, action.shape, action.dtype)
+        noise = scale * rng.normal(k_noise, action.shape, action.dtype)
         action = jnp.clip(action + noise, -1.0, 1.0)
     return action, belief
 
