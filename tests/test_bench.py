@@ -14,7 +14,7 @@ def test_bench_all_writes_every_case(tmp_path):
     command = [sys.executable, "-m", "planet_jax.bench", "all", "--preset", "debug", "--task", "cartpole-balance",
                "--obs", "state", "--json", str(path), "--repeats", "2", "--long-repeats", "1", "--steps", "5",
                "--envs", "1", "--seeds", "1", "2", "--episode-steps", "200", "--train-steps", "4",
-               "--updates-per-call", "2"]  # fmt: skip
+               "--updates-per-call", "2", "--matmul-size", "512"]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     records = {r["name"]: r for r in json.loads(path.read_text())}
@@ -49,10 +49,12 @@ def test_bench_set_overrides_a_field_and_is_recorded(tmp_path):
     from planet_jax import bench
 
     path = tmp_path / "planner.json"
-    base = ["planner", "--preset", "debug", "--obs", "state", "--envs", "1", "--repeats", "1", "--json", str(path)]
+    base = ["planner", "--preset", "debug", "--obs", "state", "--envs", "1", "--repeats", "1", "--json", str(path),
+            "--matmul-size", "512"]  # fmt: skip
     assert bench.main([*base, "--set", "reward_units=48", "--set", "horizon=3"]) == 0
     (record,) = json.loads(path.read_text())
     assert record["overrides"] == ["reward_units=48", "horizon=3"] and record["horizon"] == 3
+    assert record["matmul_size"] == 512  # the rate it was read against, recorded
     args = bench.parse_args([*base, "--set", "reward_units=48", "--set", "horizon=3"])
     cfg = bench._bench_config(args)
     assert (cfg.model.reward_units, cfg.planner.horizon) == (48, 3)
@@ -63,7 +65,8 @@ def test_bench_planner_times_the_batch_sizes_in_turns(tmp_path):
     from planet_jax import bench
 
     path = tmp_path / "planner.json"
-    argv = ["planner", "--preset", "debug", "--obs", "state", "--envs", "3", "--repeats", "3", "--json", str(path)]
+    argv = ["planner", "--preset", "debug", "--obs", "state", "--envs", "3", "--repeats", "3", "--json", str(path),
+            "--matmul-size", "512"]  # fmt: skip
     assert bench.main([*argv, "--set", "env_axis=vmap"]) == 0
     one, three = json.loads(path.read_text())
     assert (one["envs"], three["envs"]) == (1, 3) and one["env_axis"] == three["env_axis"] == "vmap"
@@ -83,7 +86,8 @@ def test_bench_planner_records_the_kernel_launch_shape(tmp_path):
     from planet_jax import bench
 
     path = tmp_path / "planner.json"
-    argv = ["planner", "--preset", "debug", "--obs", "state", "--envs", "1", "--repeats", "1", "--json", str(path)]
+    argv = ["planner", "--preset", "debug", "--obs", "state", "--envs", "1", "--repeats", "1", "--json", str(path),
+            "--matmul-size", "512"]  # fmt: skip
     assert bench.main([*argv, "--set", "rollout_kernel=pallas", "--set", "kernel_block=32"]) == 0
     (record,) = json.loads(path.read_text())
     assert record["rollout_kernel"] == "pallas" and record["reward_pass"] == "after"

@@ -131,12 +131,13 @@ class MatmulRate:
     from the start of a run that may last many minutes.
     """
 
-    def __init__(self):
-        self.last = matmul_gflops()
+    def __init__(self, size: int | None = None):
+        self.size = size
+        self.last = matmul_gflops(size)
 
     def around_case(self) -> list[float]:
         """[before, after]: the readings on either side of the case(s) just timed."""
-        before, self.last = self.last, matmul_gflops()
+        before, self.last = self.last, matmul_gflops(self.size)
         return [before, self.last]
 
 
@@ -261,7 +262,7 @@ def bench_update(args) -> list[Record]:
 
     base = _bench_config(args)
     device = device_name()
-    rate = MatmulRate()
+    rate = MatmulRate(args.matmul_size)
     records = []
     for batch in args.batch or [base.train.batch_size]:
         cfg = C.validate(C.replace(base, batch_size=batch))
@@ -328,7 +329,7 @@ def bench_planner(args) -> list[Record]:
     cfg = _bench_config(args)
     params = init_params(jax.random.key(0), cfg)
     device = device_name()
-    rate = MatmulRate()
+    rate = MatmulRate(args.matmul_size)
     counts = sorted({1, *(args.envs or [4])})
     runs, first_call_s = {}, {}
     for n in counts:
@@ -349,7 +350,7 @@ def bench_planner(args) -> list[Record]:
     times = {n: [] for n in counts}
     round_rates = []
     for _ in range(args.repeats):
-        round_rates.append(matmul_gflops(repeats=3))
+        round_rates.append(matmul_gflops(args.matmul_size, repeats=3))
         for n in counts:
             times[n] += timeit(runs[n], warmup=0, repeats=1)
     readings = rate.around_case()
@@ -395,7 +396,8 @@ def bench_planner(args) -> list[Record]:
 
 def _settings(cfg, args, **more) -> dict[str, Any]:
     overrides = {"overrides": list(args.set)} if args.set else {}
-    return {"preset": args.preset, "task": args.task, "obs": cfg.env.obs, **overrides, **more}
+    matmul = {"matmul_size": args.matmul_size} if args.matmul_size else {}  # (recorded when not the default)
+    return {"preset": args.preset, "task": args.task, "obs": cfg.env.obs, **overrides, **matmul, **more}
 
 
 def _bench_config(args, **overrides):
@@ -442,7 +444,7 @@ def bench_sweep(args) -> list[Record]:
     from planet_jax import rssm, train
 
     device = device_name()
-    rate = MatmulRate()
+    rate = MatmulRate(args.matmul_size)
     records: list[Record] = []
     single: dict[str, float] = {}
     for n in sorted({1, *(args.seeds or [1, 2, 4, 8])}):
@@ -528,7 +530,7 @@ def bench_episode(args) -> list[Record]:
 
     cfg = _bench_config(args, seed_episodes=1)
     device = device_name()
-    rate = MatmulRate()
+    rate = MatmulRate(args.matmul_size)
     with tempfile.TemporaryDirectory() as logdir:
         trainer = _trainer(cfg, logdir)
         first, times = time_calls(trainer.collect_planner, warmup=0, repeats=args.long_repeats)
@@ -555,7 +557,7 @@ def bench_cycle(args) -> list[Record]:
     cfg = _bench_config(args, seed_episodes=1)
     t = cfg.train
     device = device_name()
-    rate = MatmulRate()
+    rate = MatmulRate(args.matmul_size)
     with tempfile.TemporaryDirectory() as logdir:
         trainer = _trainer(cfg, logdir)
 
@@ -636,6 +638,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--obs", default=None, choices=["pixels", "state"], help="override the preset's observations")
     parser.add_argument("--json", default=None, help="write the records to this file")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--matmul-size",
+        type=int,
+        default=None,
+        help="side of the square float32 matmul whose rate each case is read against (default 2048 on CPU, 8192 else)",
+    )
     parser.add_argument("--steps", type=int, default=50, help="env steps per repeat (envs)")
     parser.add_argument("--envs", type=int, nargs="*", default=None, help="batch sizes of environments")
     parser.add_argument("--batch", type=int, nargs="*", default=None, help="batch sizes B of the update")
