@@ -164,8 +164,8 @@ def test_agent_learns_cartpole_balance_from_states(tmp_path):
         "--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--episodes", "12",
         "--seed-episodes", "4", "--train-steps", "100", "--updates-per-call", "50", "--batch-size", "32",
         "--chunk-length", "32", "--deter-size", "64", "--stoch-size", "16", "--hidden-size", "64",
-        "--reward-units", "64", "--state-units", "64", "--horizon", "12", "--num-candidates", "300",
-        "--num-elites", "30", "--num-iterations", "6", "--test-every", "4", "--test-episodes", "3",
+        "--reward-units", "64", "--state-units", "64", "--horizon", "12", "--num-candidates", "200",
+        "--num-elites", "20", "--num-iterations", "5", "--test-every", "4", "--test-episodes", "3",
         "--no-progress",
     ]  # fmt: skip
     assert train_main([*args, "--logdir", logdir]) == 0

@@ -2,6 +2,7 @@ import functools
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -55,13 +56,15 @@ def test_vmapped_update_equals_separate_updates(obs, monkeypatch):
     monkeypatch.setattr(convs, "WIDE_WINDOW", 1)
     cfg = tiny_config(obs=obs, updates_per_call=2, conv_impl="cpu")
     keys = jax.random.split(jax.random.key(0), 2)
-    states = jax.vmap(functools.partial(create_train_state, cfg=cfg))(keys)
+    # Two agents' states, stacked (initialising them under vmap is `train`'s business, and
+    # the sweep tests check it; here it would only compile a second initialiser).
+    singles = [create_train_state(k, cfg=cfg) for k in keys]
+    states = jax.tree.map(lambda *x: jnp.stack(x), *singles)
     batches = random_batch(cfg, 4, 8, lead=(2, 2))  # [seed, C, B, L, ...]
     vmapped = jax.jit(jax.vmap(functools.partial(scan_updates, cfg=cfg)))
     new_states, metrics = vmapped(states, batches)
     for i in range(2):
-        single = create_train_state(keys[i], cfg=cfg)
-        single, m = update(single, jax.tree.map(lambda x, i=i: x[i], batches), cfg=cfg)
+        single, m = update(singles[i], jax.tree.map(lambda x, i=i: x[i], batches), cfg=cfg)
         for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(new_states.params)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b[i]), rtol=2e-5, atol=2e-6)
         np.testing.assert_allclose(np.asarray(m["loss"]), np.asarray(metrics["loss"][i]), rtol=1e-5)
