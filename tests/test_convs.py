@@ -117,14 +117,14 @@ def test_encoder_and_decoder_match_between_implementations():
     feats = jax.random.normal(jax.random.key(1), (3, 20))
     enc_cpu, enc_xla = ConvEncoder(4, "cpu"), ConvEncoder(4, "xla")
     dec_cpu, dec_xla = ConvDecoder(4, "cpu"), ConvDecoder(4, "xla")
-    pe = enc_cpu.init(jax.random.key(2), x)
-    pd = dec_cpu.init(jax.random.key(3), feats)
-    e = enc_cpu.apply(pe, x)
+    pe = jax.jit(enc_cpu.init)(jax.random.key(2), x)  # (compiled: op by op, the matmul forms are slow to run)
+    pd = jax.jit(dec_cpu.init)(jax.random.key(3), feats)
+    e = jax.jit(enc_cpu.apply)(pe, x)
     assert e.shape == (3, 128)
-    _assert_close(e, enc_xla.apply(pe, x))
-    img = dec_cpu.apply(pd, feats)
+    _assert_close(e, jax.jit(enc_xla.apply)(pe, x))
+    img = jax.jit(dec_cpu.apply)(pd, feats)
     assert img.shape == (3, 64, 64, 3)
-    _assert_close(img, dec_xla.apply(pd, feats))
+    _assert_close(img, jax.jit(dec_xla.apply)(pd, feats))
 
 
 def test_auto_picks_the_matmul_forms_except_on_tpu():
