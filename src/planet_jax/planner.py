@@ -18,7 +18,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from planet_jax import kernels, rng, rssm
+from planet_jax import compiler, kernels, rng, rssm
 from planet_jax.config import Config, ConfigError, PlannerConfig, resolve_axis, resolve_reward_pass, resolve_unroll
 from planet_jax.networks import Modules
 from planet_jax.preprocess import prepare_obs
@@ -230,4 +230,4 @@ def act(
     return action, belief
 
 
-act_jit = jax.jit(act, static_argnames=("cfg", "explore"))
+act_jit = compiler.jit(act, static_argnames=("cfg", "explore"))

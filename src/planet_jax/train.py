@@ -38,8 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from planet_jax import compiler, distributed, rssm
 from planet_jax import config as C
-from planet_jax import distributed, rssm
 from planet_jax.config import Config, ConfigError
 from planet_jax.logger import MetricsLog, mean_and_stderr, plot_curves
 
@@ -267,9 +267,10 @@ def compiled(cfg: Config):
     sharding = agent_sharding(len(C.rows(cfg)))
     over = functools.partial(over_agents, cfg=cfg, sharding=sharding)
     init = jax.jit(over(functools.partial(create_train_state, cfg=cfg)))  # (keys [R], hyper [R])
-    update = jax.jit(over(functools.partial(scan_updates, cfg=cfg)), donate_argnums=0)
-    act_explore = jax.jit(over(functools.partial(act, cfg=cfg, explore=True)))
-    act_test = jax.jit(over(functools.partial(act, cfg=cfg, explore=False)))
+    fast = dict(compiler_options=compiler.options() or None)  # XLA's own matrix products on CPUs
+    update = jax.jit(over(functools.partial(scan_updates, cfg=cfg)), donate_argnums=0, **fast)
+    act_explore = jax.jit(over(functools.partial(act, cfg=cfg, explore=True)), **fast)
+    act_test = jax.jit(over(functools.partial(act, cfg=cfg, explore=False)), **fast)
     return init, update, act_explore, act_test, sharding
 
 

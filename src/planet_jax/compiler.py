@@ -1,0 +1,71 @@
+"""XLA compiler options for this project's programs, per backend, and a `jit` that applies them.
+
+  options(backend=None) -> dict   the options for a backend (default: JAX's default backend)
+  jit(fun, **jit_kwargs)  -> fun'  `jax.jit(fun, **jit_kwargs)` compiled with `options` of the
+                                   default backend, chosen at the first call (not at import:
+                                   `jax.distributed.initialize` must come before any backend)
+
+Why: XLA:CPU (jaxlib 0.10) hands every matrix product to YNNPACK by default ("library
+fusions", `xla_cpu_experimental_ynn_fusion_type`). YNNPACK is the faster of the two at large
+square products, but PlaNet's products are skinny: J = 1000 candidates times 200 to 300
+units. With XLA's own products (Eigen) instead, on the 2-core EPYC of experiments/results
+(cpu-epyc-planner, run 5), a paper-size search took 0.78 to 0.85 of the time (paired with
+YNNPACK, in turns) and a paper-size update (B=16) about 0.91. A 2048^2 product is faster
+with YNNPACK (about 105 against 75 to 95 GFLOP/s there), so `bench` reads its reference
+matmul rate with JAX's defaults: the best the machine reaches.
+
+The option only changes which library multiplies: the same products, summed in another
+order (tests compare both forms to float tolerance). GPUs and TPUs get no options. A
+`xla_cpu_experimental_ynn_fusion_type` in `XLA_FLAGS` wins over this module's choice.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+YNN_FUSION = "xla_cpu_experimental_ynn_fusion_type"
+CPU_OPTIONS: dict[str, Any] = {YNN_FUSION: ""}
+"""XLA:CPU: no YNNPACK library fusions (an empty list of fusion types), so dots run in XLA's own kernels."""
+
+
+def options(backend: str | None = None) -> dict[str, Any]:
+    """The compiler options for `backend` ('cpu', 'gpu', 'tpu'; default: JAX's default backend)."""
+    backend = backend or jax.default_backend()
+    if backend != "cpu" or YNN_FUSION in os.environ.get("XLA_FLAGS", ""):
+        return {}
+    return dict(CPU_OPTIONS)
+
+
+class _Jit:
+    """`jax.jit(fun, compiler_options=options(), **kwargs)`, made at the first use on each backend.
+
+    Calls, `lower`, `trace`, `eval_shape` and the rest go to that jitted function.
+    """
+
+    def __init__(self, fun: Callable, kwargs: dict[str, Any]):
+        functools.update_wrapper(self, fun)
+        self._fun, self._kwargs, self._jitted = fun, kwargs, {}
+
+    def jitted(self) -> Any:
+        backend = jax.default_backend()
+        if backend not in self._jitted:
+            self._jitted[backend] = jax.jit(self._fun, compiler_options=options(backend) or None, **self._kwargs)
+        return self._jitted[backend]
+
+    def __call__(self, *args, **kwargs):
+        return self.jitted()(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.jitted(), name)
+
+
+def jit(fun: Callable, **kwargs) -> Callable:
+    """`jax.jit(fun, **kwargs)` compiled with this module's `options` for the default backend."""
+    return _Jit(fun, kwargs)
