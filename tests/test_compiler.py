@@ -1,4 +1,4 @@
-"""Compiler options per backend: XLA's own matrix products on CPUs, the same function."""
+"""Compiler options per backend: the planner with XLA's own matrix products on CPUs, the same function."""
 
 import jax
 import jax.numpy as jnp
@@ -8,8 +8,6 @@ from helpers import random_batch, tiny_config
 from planet_jax import compiler, rssm
 from planet_jax.networks import init_params
 from planet_jax.planner import act, act_jit
-from planet_jax.state import create_train_state
-from planet_jax.update import scan_updates, update
 
 YNN = "__ynn_fusion"
 
@@ -42,15 +40,17 @@ def test_act_without_library_dots_plans_what_the_default_compilation_plans():
     np.testing.assert_allclose(got_belief.deter, want_belief.deter, atol=2e-5)
 
 
-def test_update_without_library_dots_equals_the_default_compilation():
-    cfg = tiny_config()
-    state = create_train_state(jax.random.key(0), cfg=cfg)
-    batches = jax.tree.map(jnp.asarray, random_batch(cfg, 4, 10, lead=(2,)))
-    plain = jax.jit(scan_updates, static_argnames="cfg")
-    assert YNN in plain.lower(state, batches, cfg=cfg).compile().as_text()
-    assert YNN not in update.lower(state, batches, cfg=cfg).compile().as_text()
-    want_state, want = plain(state, batches, cfg=cfg)
-    got_state, got = update(create_train_state(jax.random.key(0), cfg=cfg), batches, cfg=cfg)  # (donated)
-    np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
-    for a, b in zip(jax.tree.leaves(got_state.params), jax.tree.leaves(want_state.params)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+def test_training_acts_without_library_dots_and_updates_with_the_defaults():
+    from planet_jax import train
+
+    cfg = tiny_config(num_seeds=2)
+    _, update_fn, act_explore, act_test, _ = train.compiled(cfg)
+    state = train.initial_state(cfg)()
+    belief, prev, obs, _ = _act_inputs(cfg, n=1)
+    stack = lambda x: jnp.stack([x, x])  # noqa: E731 (two agents, one environment each)
+    acting = (state.params, *jax.tree.map(stack, (belief, prev, obs)), jax.random.split(jax.random.key(1), 2))
+    noise = state.hyper["exploration_noise"]
+    assert YNN not in act_explore.lower(*acting, noise).compile().as_text()
+    assert YNN not in act_test.lower(*acting, noise).compile().as_text()
+    batches = jax.tree.map(lambda x: jnp.asarray(stack(x)), random_batch(cfg, 4, 10, lead=(1,)))
+    assert YNN in update_fn.lower(state, batches).compile().as_text()

@@ -410,7 +410,7 @@ def _settings(cfg, args, **more) -> dict[str, Any]:
     matmul = {"matmul_size": args.matmul_size} if args.matmul_size else {}  # (recorded when not the default)
     from planet_jax import compiler
 
-    options = {"compiler_options": compiler.options()}  # of update and act (the matmul reference: see matmul_gflops)
+    options = {"compiler_options": compiler.options()}  # of act (the matmul reference: see matmul_gflops)
     return {"preset": args.preset, "task": args.task, "obs": cfg.env.obs, **overrides, **matmul, **options, **more}
 
 

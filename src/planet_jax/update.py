@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from planet_jax import compiler
 from planet_jax.config import Config
 from planet_jax.losses import world_model_loss
 from planet_jax.state import TrainState, make_optimizer
@@ -53,5 +52,6 @@ def scan_updates(state: TrainState, batches: dict, *, cfg: Config) -> tuple[Trai
 
 
 # The compiled entry point: one trace per (config, shapes); the state is donated so its
-# buffers are reused in place; XLA's own matrix products on CPUs (see `compiler`).
-update = compiler.jit(scan_updates, static_argnames="cfg", donate_argnums=0)
+# buffers are reused in place. (JAX's default compiler options: unlike the planner's, the
+# update was no faster with XLA's own matrix products on CPUs; see `planet_jax.compiler`.)
+update = jax.jit(scan_updates, static_argnames="cfg", donate_argnums=0)
