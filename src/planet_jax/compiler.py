@@ -57,7 +57,7 @@ class _Jit:
     def jitted(self) -> Any:
         backend = jax.default_backend()
         if backend not in self._jitted:
-            self._jitted[backend] = jax.jit(self._fun, compiler_options=options(backend) or None, **self._kwargs)
+            self._jitted[backend] = jax.jit(self._fun, compiler_options=options(backend), **self._kwargs)
         return self._jitted[backend]
 
     def __call__(self, *args, **kwargs):

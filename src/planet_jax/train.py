@@ -267,10 +267,9 @@ def compiled(cfg: Config):
     sharding = agent_sharding(len(C.rows(cfg)))
     over = functools.partial(over_agents, cfg=cfg, sharding=sharding)
     init = jax.jit(over(functools.partial(create_train_state, cfg=cfg)))  # (keys [R], hyper [R])
-    fast = dict(compiler_options=compiler.options() or None)  # the planner's: see planet_jax.compiler
     update = jax.jit(over(functools.partial(scan_updates, cfg=cfg)), donate_argnums=0)
-    act_explore = jax.jit(over(functools.partial(act, cfg=cfg, explore=True)), **fast)
-    act_test = jax.jit(over(functools.partial(act, cfg=cfg, explore=False)), **fast)
+    act_explore = compiler.jit(over(functools.partial(act, cfg=cfg, explore=True)))  # the planner's options
+    act_test = compiler.jit(over(functools.partial(act, cfg=cfg, explore=False)))
     return init, update, act_explore, act_test, sharding
 
 
