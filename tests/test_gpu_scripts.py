@@ -46,3 +46,27 @@ def test_pick_prints_the_flags_that_run_sh_passes_to_bench_planner(tmp_path):
     path.write_text(json.dumps(dict(records=RECORDS)))
     out = subprocess.run([sys.executable, SCRIPT, "--pick", str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["--set", "rollout_kernel=pallas", "--set", "kernel_block=16"]
+
+
+def _xla_options():
+    spec = importlib.util.spec_from_file_location(
+        "xla_options", os.path.join(ROOT, "experiments", "gpu", "xla_options.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_triton_tiles_are_read_from_the_optimised_hlo():
+    gemm = (
+        "  %gemm_fusion_dot.{i} = f32[1000,672]{{1,0}} fusion(%p0, %p1), kind=kCustom, calls=%fused_dot, "
+        'backend_config={{"operation_queue_id":"0","fusion_backend_config":{{"kind":"__triton_gemm",'
+        '"triton_gemm_config":{{"block_m":"{m}","block_n":"{n}","block_k":"32","split_k":"{k}","num_stages":"4",'
+        '"num_warps":"4","num_ctas":"1"}}}}}}'
+    )
+    hlo = "\n".join(
+        [gemm.format(i=0, m=64, n=64, k=1), gemm.format(i=1, m=16, n=32, k=2), gemm.format(i=2, m=64, n=64, k=1)]
+        + ["  %loop_add_fusion = f32[1000,224]{1,0} fusion(%a, %b), kind=kLoop, calls=%fused_add"]
+    )
+    assert _xla_options().tile_sizes(hlo) == {"64x64x32 split_k 1": 2, "16x32x32 split_k 2": 1}
+    assert _xla_options().tile_sizes("") == {}

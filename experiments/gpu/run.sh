@@ -10,7 +10,9 @@
 #      check that JAX runs on the GPU, that MuJoCo renders through EGL, and that a debug
 #      update and a checkpoint round trip work with the pinned flax/optax/chex/orbax
 #      (.whl/pinned; without them, the image's own versions, if the pinned ones fail)
-#   1. breakdown (experiments/gpu/breakdown.py): `act` at paper settings in each rollout
+#   1. options (experiments/gpu/xla_options.py): `act` at paper settings with XLA options
+#      that change how GEMMs are tiled, compiled side by side and timed in turns
+#   1b. breakdown (experiments/gpu/breakdown.py): `act` at paper settings in each rollout
 #      form (XLA with each reward pass; the fused Pallas kernel with a few block sizes),
 #      1 and 4 envs, in turns; its parts (posterior update, search, H=1 I=1, a no-op);
 #      each form's optimised HLO and its count of kernels
@@ -22,7 +24,8 @@
 #   5. evaluate: restore that checkpoint, 2 noise-free episodes, the frames
 #   6. if time is left: `bench update` at paper size (B=50), the planner and RSSM tests
 #
-# $OUT/results.tgz holds session.txt (everything printed), check.txt, breakdown.json/txt
+# $OUT/results.tgz holds session.txt (everything printed), check.txt, xla-options.json/txt,
+# breakdown.json/txt
 # and hlo/, planner.json/txt, sweep.json/txt,
 # update*.json/txt, train.txt with the run's metrics/summary/config, evaluate.txt and its
 # video, tests.txt. Commit them under experiments/results/gpu-*/ with this command.
@@ -88,6 +91,10 @@ fi
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv 2>&1 | tee -a "$W/check.txt"
 
 bench() { stage "$1" "$2" "$PY" -m planet_jax.bench "${@:3}" 2>&1 | grep -v settotalmass | tee "$W/$1.txt"; }
+# `act` under XLA options that change GEMM tiling (exhaustive autotuning, Triton for every
+# GEMM, cuBLAS only), compiled side by side in one process and timed in turns.
+stage options 240 env PRESET=$preset "$PY" experiments/gpu/xla_options.py --repeats 10 --deadline 150 \
+  --json "$W/xla-options.json" 2>&1 | grep -v settotalmass | tee "$W/xla-options.txt"
 # Each reward pass, 1 and 4 envs, in turns; the parts; the HLO kernel counts.
 stage breakdown 260 env PRESET=$preset "$PY" experiments/gpu/breakdown.py --repeats 10 --json "$W/breakdown.json" \
   --hlo-dir "$W/hlo" 2>&1 | grep -v settotalmass | tee "$W/breakdown.txt"
@@ -120,7 +127,7 @@ JAX_PLATFORMS="" stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -n 0 tes
   2>&1 | tail -15 | tee "$W/tests.txt"
 pack
 echo "== done after $((SECONDS - start)) s"
-for f in "$W"/breakdown.txt "$W"/planner*.txt "$W"/update*.txt "$W"/sweep.txt; do
+for f in "$W"/xla-options.txt "$W"/breakdown.txt "$W"/planner*.txt "$W"/update*.txt "$W"/sweep.txt; do
   echo "-- $f"
   grep -E "ms|GFLOP|s/update| s " "$f" | head -12
 done
