@@ -92,8 +92,9 @@ nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv 2>&1
 
 bench() { stage "$1" "$2" "$PY" -m planet_jax.bench "${@:3}" 2>&1 | grep -v settotalmass | tee "$W/$1.txt"; }
 # `act` under XLA options that change GEMM tiling (exhaustive autotuning, Triton for every
-# GEMM, cuBLAS only), compiled side by side in one process and timed in turns.
-stage options 240 env PRESET=$preset "$PY" experiments/gpu/xla_options.py --repeats 10 --deadline 150 \
+# GEMM, cuBLAS only) and two matmul precisions, compiled side by side in one process and
+# timed in turns; no new compilation after 210 s.
+stage options 300 env PRESET=$preset "$PY" experiments/gpu/xla_options.py --repeats 10 --deadline 210 \
   --json "$W/xla-options.json" 2>&1 | grep -v settotalmass | tee "$W/xla-options.txt"
 # Each reward pass, 1 and 4 envs, in turns; the parts; the HLO kernel counts.
 stage breakdown 260 env PRESET=$preset "$PY" experiments/gpu/breakdown.py --repeats 10 --json "$W/breakdown.json" \

@@ -1,7 +1,7 @@
 """Does XLA's choice of GEMM tiles set a paper-size action's time on a GPU? `act` under a few
 per-program XLA options, timed in turns in one process.
 
-    python experiments/gpu/xla_options.py [--repeats 10] [--envs 4] [--deadline 240] [--json FILE]
+    python experiments/gpu/xla_options.py [--repeats 10] [--envs 4] [--deadline 210] [--json FILE]
 
 Why: on an H100 the search runs about 8 kernels per rollout step at 37 us per step
 (experiments/results/gpu-h100), while the same kernels at J = 100 candidates took about
@@ -10,7 +10,10 @@ the kernel itself, mostly four GEMMs of [1000 x 224]-ish by [224 x 672]-ish, eac
 microsecond of the device's TF32 rate. By default XLA's autotuner tries only its default set
 of Triton tile configurations; `xla_gpu_exhaustive_tiling_search` tries all of them (smaller
 tiles give more programs for M = 1000, split-K more still), and `xla_gpu_triton_gemm_any`
-lets Triton take GEMMs it would hand to cuBLAS (one per step, `h_t [U | W_prior]`).
+lets Triton take GEMMs it would hand to cuBLAS (one per step, `h_t [U | W_prior]`). For
+scale, two more cases trace the same `act` with other matmul precisions: float32 products
+("highest": what TF32 buys now) and bfloat16 inputs with float32 sums ("BF16_BF16_F32":
+what halving them again would buy).
 
 Each option set goes to `jax.jit(..., compiler_options=...)` (on top of the planner's own,
 `planet_jax.compiler.options()`: none on GPUs), so one process compares them
@@ -45,13 +48,23 @@ from planet_jax import config as C
 from planet_jax.networks import init_params
 from planet_jax.planner import act
 
-# (name, options); the default first: every other case is compared with it.
+# (name, XLA options, matmul precision for tracing or None); the default first: every other
+# case is compared with it. The two precisions are for scale, not candidates for the default:
+# "highest" (true float32 products) shows what TF32 buys now, "BF16_BF16_F32" (bfloat16
+# inputs, float32 sums; plain "bfloat16" means DEFAULT, i.e. TF32 on a GPU) what halving the
+# products' inputs again would (a numerics change a user would have to opt into).
 CASES = (
-    ("default", {}),
-    ("triton_gemm_any", {"xla_gpu_triton_gemm_any": True}),
-    ("exhaustive_tiling", {"xla_gpu_exhaustive_tiling_search": True}),
-    ("exhaustive_tiling+triton_gemm_any", {"xla_gpu_exhaustive_tiling_search": True, "xla_gpu_triton_gemm_any": True}),
-    ("cublas_only", {"xla_gpu_enable_triton_gemm": False}),
+    ("default", {}, None),
+    ("exhaustive_tiling", {"xla_gpu_exhaustive_tiling_search": True}, None),
+    ("precision_highest", {}, "highest"),
+    (
+        "exhaustive_tiling+triton_gemm_any",
+        {"xla_gpu_exhaustive_tiling_search": True, "xla_gpu_triton_gemm_any": True},
+        None,
+    ),
+    ("triton_gemm_any", {"xla_gpu_triton_gemm_any": True}, None),
+    ("precision_bf16_bf16_f32", {}, "BF16_BF16_F32"),
+    ("cublas_only", {"xla_gpu_enable_triton_gemm": False}, None),
 )
 
 
@@ -78,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--envs", type=int, default=4, help="the batched case's environments")
-    parser.add_argument("--deadline", type=float, default=240.0, help="no new compilation after this many seconds")
+    parser.add_argument("--deadline", type=float, default=210.0, help="no new compilation after this many seconds")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     start = time.perf_counter()
@@ -92,8 +105,14 @@ def main() -> None:
         obs = jax.device_put(rng.integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8))
         inputs[n] = (params, rssm.initial((n,), cfg), jnp.zeros((n, cfg.action_size)), obs)
 
-    def fun(p, b, a, o, k):
-        return act(p, b, a, o, k, cfg=cfg, explore=False)[0]
+    def traced(precision):
+        def fun(p, b, a, o, k):
+            if precision is None:
+                return act(p, b, a, o, k, cfg=cfg, explore=False)[0]
+            with jax.default_matmul_precision(precision):
+                return act(p, b, a, o, k, cfg=cfg, explore=False)[0]
+
+        return fun
 
     device = bench.device_name()
     records, compiled, reference = {}, {}, {}
@@ -107,8 +126,8 @@ def main() -> None:
                     indent=2,
                 )
 
-    for name, options in CASES:
-        record = records[name] = dict(name=name, device=device, compiler_options=options)
+    for name, options, precision in CASES:
+        record = records[name] = dict(name=name, device=device, compiler_options=options, matmul_precision=precision)
         if time.perf_counter() - start > args.deadline:
             record["skipped"] = f"past the {args.deadline:.0f} s deadline"
             print(f"{name}: {record['skipped']}", flush=True)
@@ -116,7 +135,7 @@ def main() -> None:
         try:
             t = time.perf_counter()
             # On top of the planner's own options (none on GPUs; see planet_jax.compiler).
-            jitted = jax.jit(fun, compiler_options={**compiler.options(), **options})
+            jitted = jax.jit(traced(precision), compiler_options={**compiler.options(), **options})
             compiled[name] = {n: jitted.lower(*x, jax.random.key(0)).compile() for n, x in inputs.items()}
             record["compile_s"] = time.perf_counter() - t
             text = compiled[name][1].as_text()
