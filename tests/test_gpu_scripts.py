@@ -1,4 +1,5 @@
-"""experiments/gpu/breakdown.py's choice of the form that `bench planner` then runs on a GPU."""
+"""experiments/gpu scripts: breakdown.py's choice of the form that `bench planner` then runs on a GPU, and
+xla_options.py's reading of the Triton tiles XLA chose."""
 
 import importlib.util
 import json
@@ -10,8 +11,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "experiments", "gpu", "breakdown.py")
 
 
-def _breakdown():
-    spec = importlib.util.spec_from_file_location("breakdown", SCRIPT)
+def _script(name):
+    """experiments/gpu/NAME.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "experiments", "gpu", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -30,7 +32,7 @@ RECORDS = [
 
 
 def test_the_fastest_correct_form_for_one_environment_is_picked():
-    fastest_form = _breakdown().fastest_form
+    fastest_form = _script("breakdown").fastest_form
     assert fastest_form(RECORDS) == FAST
     # A faster kernel whose states drifted from imagine's, or that failed its check, is never picked.
     wrong = dict(name="wrong", envs=1, overrides=FASTER, ms=2.0, max_abs_diff_vs_imagine=2e-3)
@@ -48,15 +50,6 @@ def test_pick_prints_the_flags_that_run_sh_passes_to_bench_planner(tmp_path):
     assert out.stdout.split() == ["--set", "rollout_kernel=pallas", "--set", "kernel_block=16"]
 
 
-def _xla_options():
-    spec = importlib.util.spec_from_file_location(
-        "xla_options", os.path.join(ROOT, "experiments", "gpu", "xla_options.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_triton_tiles_are_read_from_the_optimised_hlo():
     gemm = (
         "  %gemm_fusion_dot.{i} = f32[1000,672]{{1,0}} fusion(%p0, %p1), kind=kCustom, calls=%fused_dot, "
@@ -68,5 +61,6 @@ def test_triton_tiles_are_read_from_the_optimised_hlo():
         [gemm.format(i=0, m=64, n=64, k=1), gemm.format(i=1, m=16, n=32, k=2), gemm.format(i=2, m=64, n=64, k=1)]
         + ["  %loop_add_fusion = f32[1000,224]{1,0} fusion(%a, %b), kind=kLoop, calls=%fused_add"]
     )
-    assert _xla_options().tile_sizes(hlo) == {"64x64x32 split_k 1": 2, "16x32x32 split_k 2": 1}
-    assert _xla_options().tile_sizes("") == {}
+    tile_sizes = _script("xla_options").tile_sizes
+    assert tile_sizes(hlo) == {"64x64x32 split_k 1": 2, "16x32x32 split_k 2": 1}
+    assert tile_sizes("") == {}

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
+import contextlib
 import json
 import os
 import re
@@ -68,14 +68,6 @@ CASES = (
 )
 
 
-def _kernel_counts():
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "breakdown.py")
-    spec = importlib.util.spec_from_file_location("breakdown", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.kernel_counts
-
-
 def tile_sizes(hlo: str) -> dict[str, int]:
     """How often each Triton GEMM tile (block_m x block_n x block_k, split_k) was chosen."""
     found = collections.Counter()
@@ -95,7 +87,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     start = time.perf_counter()
-    kernel_counts = _kernel_counts()
+    from breakdown import kernel_counts  # beside this script (its directory is on sys.path)
 
     cfg = C.validate(C.preset(os.environ.get("PRESET", "paper"), "cheetah-run"))
     params = init_params(jax.random.key(0), cfg)
@@ -107,9 +99,7 @@ def main() -> None:
 
     def traced(precision):
         def fun(p, b, a, o, k):
-            if precision is None:
-                return act(p, b, a, o, k, cfg=cfg, explore=False)[0]
-            with jax.default_matmul_precision(precision):
+            with jax.default_matmul_precision(precision) if precision else contextlib.nullcontext():
                 return act(p, b, a, o, k, cfg=cfg, explore=False)[0]
 
         return fun
