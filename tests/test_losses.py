@@ -24,7 +24,7 @@ def _posts(cfg, batch=2, steps=9):
 def test_overshooting_distance_one_is_the_plain_kl():
     cfg = tiny_config(overshooting_distance=1, free_nats=1.0)
     params, posts, priors, actions = _posts(cfg)
-    plain = clipped_kl(rssm.kl_divergence(posts, priors), 1.0).sum(-1)
+    plain = clipped_kl(rssm.kl_divergence(posts, priors), 1.0)
     np.testing.assert_allclose(
         np.asarray(overshooting_kl(params, posts, priors, actions, jax.random.key(3), cfg=cfg)), np.asarray(plain)
     )
@@ -46,8 +46,8 @@ def test_overshooting_equals_double_loop(distance, beta):
     batch, steps, fn = actions.shape[0], actions.shape[1], cfg.loss.free_nats
     keys = jax.random.split(key, distance)
     noise = [jax.random.normal(k, (batch, steps, cfg.stoch_size)) for k in keys]
-    total = clipped_kl(rssm.kl_divergence(posts, priors), fn).sum(-1)
-    far = jnp.zeros(batch)
+    total = clipped_kl(rssm.kl_divergence(posts, priors), fn)
+    far = jnp.zeros((batch, steps))
     for t0 in range(steps):
         state = jax.tree.map(lambda x, t0=t0: x[:, t0], posts)
         for d in range(1, distance + 1):
@@ -58,7 +58,7 @@ def test_overshooting_equals_double_loop(distance, beta):
             state = rssm.State(deter, mean + std * noise[d - 1][:, t0], mean, std)
             if d >= 2:
                 target = jax.tree.map(lambda x, t=t: x[:, t], posts)
-                far = far + clipped_kl(rssm.kl_divergence(target, state), fn)
+                far = far.at[:, t0].add(clipped_kl(rssm.kl_divergence(target, state), fn))
     reference = (total + beta * far) / distance
     np.testing.assert_allclose(np.asarray(fast), np.asarray(reference), rtol=1e-5)
 
@@ -71,7 +71,7 @@ def test_overshooting_targets_are_stop_gradient():
 
     def far_only(mean, std, stoch):
         p = posts.replace(mean=mean, std=std, stoch=stoch)
-        one = clipped_kl(rssm.kl_divergence(p, priors), 0.0).sum(-1)
+        one = clipped_kl(rssm.kl_divergence(p, priors), 0.0)
         return (overshooting_kl(params, p, priors, actions, jax.random.key(0), cfg=cfg) * 3 - one).sum()
 
     g_mean, g_std, g_stoch = jax.grad(far_only, argnums=(0, 1, 2))(posts.mean, posts.std, posts.stoch)
@@ -95,8 +95,8 @@ def test_image_and_reward_terms_are_unit_variance_gaussians():
     mean = mods.decoder.apply({"params": params["decoder"]}, posts.features)
     r = mods.reward.apply({"params": params["reward"]}, posts.features)
     d = x.shape[-1]
-    image_nll = (0.5 * ((x - mean) ** 2).sum(-1) + 0.5 * d * np.log(2 * np.pi)).sum(1).mean()
-    reward_nll = (0.5 * (batch["reward"] - r) ** 2 + 0.5 * np.log(2 * np.pi)).sum(1).mean()
+    image_nll = (0.5 * ((x - mean) ** 2).sum(-1) + 0.5 * d * np.log(2 * np.pi)).mean()
+    reward_nll = (0.5 * (batch["reward"] - r) ** 2 + 0.5 * np.log(2 * np.pi)).mean()
     np.testing.assert_allclose(float(m["image_loss"]), float(image_nll), rtol=1e-5)
     np.testing.assert_allclose(float(m["reward_loss"]), float(reward_nll), rtol=1e-5)
     np.testing.assert_allclose(float(loss), float(image_nll + 10 * reward_nll), rtol=1e-5)
@@ -107,6 +107,53 @@ def test_pixel_loss_sums_over_pixels():
     params = init_params(jax.random.key(0), cfg)
     batch = random_batch(cfg, 2, 4)
     loss, m = jax.jit(functools.partial(world_model_loss, cfg=cfg))(params, batch, jax.random.key(1))
-    # Per-step image NLL >= the Gaussian constant of 64*64*3 pixels.
-    assert float(m["image_loss"]) > 4 * 64 * 64 * 3 * 0.5 * np.log(2 * np.pi)
+    # The mean per-step image NLL >= the Gaussian constant of 64*64*3 pixels (one step's, not T's).
+    constant = 64 * 64 * 3 * 0.5 * np.log(2 * np.pi)
+    assert constant < float(m["image_loss"]) < 2 * constant
     assert np.isfinite(float(loss))
+
+
+def _gaussian_kl(mq, sq, mp, sp):
+    """KL(N(mq, sq^2) || N(mp, sp^2)) of diagonal Gaussians, summed over the last axis (closed form)."""
+    return float(np.sum(np.log(sp / sq) + (sq**2 + (mq - mp) ** 2) / (2 * sp**2) - 0.5))
+
+
+def test_loss_is_the_official_mean_over_batch_and_time():
+    """The loss against the official `compute_objectives`, written out in plain numpy.
+
+    Per step (b, t): ln N(x | mean, 1) summed over the observation, ln N(r | mean, 1),
+    max(0, KL(q || p) - free_nats); each term's mean over all B x T steps (`tf.reduce_mean`),
+    then image scale 1, reward scale 10, KL scale 1. The free nats sit at the median step's
+    KL, so the clip binds at some steps and not at others.
+    """
+    cfg = tiny_config()
+    params = init_params(jax.random.key(0), cfg)
+    batch = random_batch(cfg, 3, 7)
+    key = jax.random.key(1)
+    mods = Modules(cfg)
+    _, k_obs, _ = jax.random.split(key, 3)
+    embeds = mods.encoder.apply({"params": params["encoder"]}, jnp.asarray(batch["obs"]))
+    posts, priors = rssm.observe(params["cell"], embeds, batch["action"], k_obs, cfg=cfg)
+    obs_mean = np.asarray(mods.decoder.apply({"params": params["decoder"]}, posts.features), np.float64)
+    r_mean = np.asarray(mods.reward.apply({"params": params["reward"]}, posts.features), np.float64)
+    q = [np.asarray(a, np.float64) for a in (posts.mean, posts.std, priors.mean, priors.std)]
+
+    B, T = batch["reward"].shape
+    kls = np.array([[_gaussian_kl(*(a[b, t] for a in q)) for t in range(T)] for b in range(B)])
+    free_nats = float(np.median(kls))
+    assert (kls < free_nats).any() and (kls > free_nats).any()
+    image = reward = divergence = 0.0
+    for b in range(B):
+        for t in range(T):
+            x = np.asarray(batch["obs"][b, t], np.float64)
+            image += np.sum(-0.5 * (x - obs_mean[b, t]) ** 2 - 0.5 * np.log(2 * np.pi))
+            reward += -0.5 * (batch["reward"][b, t] - r_mean[b, t]) ** 2 - 0.5 * np.log(2 * np.pi)
+            divergence += max(0.0, kls[b, t] - free_nats)
+    image, reward, divergence = image / (B * T), reward / (B * T), divergence / (B * T)
+    expected = -1.0 * image - 10.0 * reward + 1.0 * divergence
+
+    loss, m = world_model_loss(params, batch, key, cfg=C.replace(cfg, free_nats=free_nats))
+    np.testing.assert_allclose(float(m["image_loss"]), -image, rtol=1e-5)
+    np.testing.assert_allclose(float(m["reward_loss"]), -reward, rtol=1e-5)
+    np.testing.assert_allclose(float(m["kl_loss"]), divergence, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)

@@ -84,7 +84,7 @@ def test_kl_equals_closed_form():
 
 def test_free_nats_clip_per_step():
     kl = jnp.array([0.5, 2.9, 3.0, 3.5, 10.0])
-    np.testing.assert_allclose(np.asarray(clipped_kl(kl, 3.0)), [3.0, 3.0, 3.0, 3.5, 10.0])
+    np.testing.assert_allclose(np.asarray(clipped_kl(kl, 3.0)), [0.0, 0.0, 0.0, 0.5, 7.0])  # max(0, KL - 3)
     grad = jax.grad(lambda k: clipped_kl(k, 3.0).sum())(kl)
     np.testing.assert_allclose(np.asarray(grad)[[0, 1, 3, 4]], [0.0, 0.0, 1.0, 1.0])
 
@@ -94,3 +94,4 @@ def test_rnn_variant_has_no_latent_distribution():
     posts, priors = rssm.observe(params, embeds, actions, jax.random.key(0), cfg=cfg)
     assert posts.stoch.shape[-1] == 0 and posts.deter.shape[-1] == cfg.model.deter_size
     np.testing.assert_array_equal(np.asarray(rssm.kl_divergence(posts, priors)), 0.0)
+

@@ -1,19 +1,25 @@
 """The variational objective of PlaNet: reconstruction, reward and KL with free nats.
 
-Per chunk step t (B chunks of T steps):
-  ln p(x_t | s_t) * image_scale + ln p(r_t | s_t) * reward_scale
-  - kl_scale * max(free_nats, KL(q(z_t | ...) || p(z_t | s_{t-1}, a_{t-1})))
-summed over time and averaged over the batch; the loss is its negative. Frames and
-rewards are Normal(mean, 1), so the image term sums over all 64 x 64 x 3 pixels.
+Per chunk step t (B chunks of T steps), as the official code's `compute_objectives`
+(google-research/planet, planet/training/utility.py):
+  loss = image_scale * mean_bt[-ln p(x_t | s_t)] + reward_scale * mean_bt[-ln p(r_t | s_t)]
+         + kl_scale * mean_bt[max(0, KL(q(z_t | ...) || p(z_t | s_{t-1}, a_{t-1})) - free_nats)]
+Every term is the mean over batch *and* time of its per-step value (`tf.reduce_mean`;
+Kaixhin/PlaNet also takes `mean(dim=(0, 1))`), not the paper's sum over time: the
+optimizer's settings (learning rate, eps 1e-4, clip at global norm 1000) were tuned for
+this scale. Frames and rewards are Normal(mean, 1), so a step's image term sums over all
+64 x 64 x 3 pixels. `max(0, KL - free_nats)` is the official form: the same gradient as
+`max(free_nats, KL)`, without the constant.
 
-Latent overshooting (D = cfg.loss.overshooting_distance > 1) replaces the KL term by an
-average over distances d = 1..D of the KL between the posterior at t and the prior
+Latent overshooting (D = cfg.loss.overshooting_distance > 1) replaces the per-step KL term
+by an average over distances d = 1..D of the KL between the posterior at t and the prior
 predicted d steps ahead from the posterior at t - d, with weight 1 for d = 1 and beta
 (overshooting_kl_scale) for d > 1, free nats per term, and the posterior targets of
 d > 1 under stop-gradient:
-  (1/D) * [max(fn, KL_{t,1}) + beta * sum_{d=2..D, t-d >= 0} max(fn, KL(sg(q_t) || p_{t|t-d}))]
-All distances are computed at once: one `lax.scan` over d advances the predictions
-started from every posterior state of the chunk together.
+  (1/D) * [clip(KL_{t,1}) + beta * sum_{d=2..D, t-d >= 0} clip(KL(sg(q_t) || p_{t|t-d}))]
+with clip(kl) = max(0, kl - free_nats), then the same mean over batch and time. All
+distances are computed at once: one `lax.scan` over d advances the predictions started
+from every posterior state of the chunk together.
 """
 
 from __future__ import annotations
@@ -22,16 +28,16 @@ import distrax
 import jax
 import jax.numpy as jnp
 
+from planet_jax import compiler, rssm
 from planet_jax import config as C
-from planet_jax import rssm
 from planet_jax.config import Config
 from planet_jax.networks import Modules
 from planet_jax.preprocess import prepare_obs
 
 
 def clipped_kl(kl: jax.Array, free_nats: float) -> jax.Array:
-    """max(free_nats, KL) per step: KL below the free nats carries no gradient."""
-    return jnp.maximum(kl, free_nats)
+    """max(0, KL - free_nats) per step (the official form): KL below the free nats costs and teaches nothing."""
+    return jnp.maximum(kl - free_nats, 0.0)
 
 
 def overshooting_kl(
@@ -44,7 +50,10 @@ def overshooting_kl(
     cfg: Config,
     hyper: dict | None = None,
 ) -> jax.Array:
-    """The latent-overshooting KL term summed over time: [B].
+    """The (latent-overshooting) KL term per step, free nats applied: [B, T].
+
+    Entry t holds the one-step KL at t and the d > 1 terms of the predictions started from
+    the posterior at t (targets t + d); only the mean over B and T enters the loss.
 
     posts, priors: States [B, T] from `observe`; actions: [B, T, A]; hyper: per-agent
     free_nats and overshooting_kl_scale (default: the config's).
@@ -52,8 +61,8 @@ def overshooting_kl(
     h = hyper if hyper is not None else C.hyper_values(cfg)
     D, beta, fn = cfg.loss.overshooting_distance, h["overshooting_kl_scale"], h["free_nats"]
     if cfg.stoch_size == 0:  # the deterministic `rnn` has no latent distribution
-        return jnp.zeros(actions.shape[:1], actions.dtype)
-    one_step = clipped_kl(rssm.kl_divergence(posts, priors), fn).sum(-1)
+        return jnp.zeros(actions.shape[:2], actions.dtype)
+    one_step = clipped_kl(rssm.kl_divergence(posts, priors), fn)
     if D <= 1:
         return one_step
     steps = actions.shape[1]
@@ -74,7 +83,7 @@ def overshooting_kl(
         )
         valid = (jnp.arange(steps) + j < steps) & (j >= 2)
         kl = clipped_kl(rssm.kl_divergence(goal, state), fn)
-        return state, jnp.where(valid, kl, 0.0).sum(-1)
+        return state, jnp.where(valid, kl, 0.0)
 
     _, far = jax.lax.scan(step, posts, jnp.arange(1, D + 1))
     return (one_step + beta * far.sum(0)) / D
@@ -87,8 +96,15 @@ def world_model_loss(
 
     batch: obs [B, T, *obs_shape] (uint8 frames or float32 states), action [B, T, A],
     reward [B, T]; hyper: per-agent loss weights and free nats (default: the config's).
-    Returns (loss, metrics) with every term averaged over the batch.
+    Returns (loss, metrics): every term is a mean over batch and time (see the module doc).
     """
+    with compiler.precision(cfg):
+        return _world_model_loss(params, batch, key, cfg=cfg, hyper=hyper)
+
+
+def _world_model_loss(
+    params, batch: dict, key: jax.Array, *, cfg: Config, hyper: dict | None
+) -> tuple[jax.Array, dict]:
     h = hyper if hyper is not None else C.hyper_values(cfg)
     k_pre, k_obs, k_os = jax.random.split(key, 3)
     mods = Modules(cfg)
@@ -105,10 +121,10 @@ def world_model_loss(
     reward_ll = distrax.Normal(reward_mean, 1.0).log_prob(batch["reward"])  # [B, T]
 
     kl = rssm.kl_divergence(posts, priors)  # [B, T]
-    kl_term = overshooting_kl(params["cell"], posts, priors, batch["action"], k_os, cfg=cfg, hyper=h)  # [B]
+    kl_term = overshooting_kl(params["cell"], posts, priors, batch["action"], k_os, cfg=cfg, hyper=h)  # [B, T]
 
-    image_loss = -image_ll.sum(1).mean()
-    reward_loss = -reward_ll.sum(1).mean()
+    image_loss = -image_ll.mean()
+    reward_loss = -reward_ll.mean()
     kl_loss = kl_term.mean()
     loss = h["image_scale"] * image_loss + h["reward_scale"] * reward_loss + h["kl_scale"] * kl_loss
     metrics = {
