@@ -95,3 +95,53 @@ def test_rnn_variant_has_no_latent_distribution():
     assert posts.stoch.shape[-1] == 0 and posts.deter.shape[-1] == cfg.model.deter_size
     np.testing.assert_array_equal(np.asarray(rssm.kl_divergence(posts, priors)), 0.0)
 
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_gru_is_tf_gru_block_cell():
+    """`networks.GRUCell` against a numpy transcription of GRUBlockCell's documented equations.
+
+    x_h_prev = [x, h_prev]; [r_bar u_bar] = x_h_prev W_ru + b_ru; r, u = sigmoid(.);
+    c = tanh([x, h_prev * r] W_c + b_c); h = (1 - u) c + u h_prev; b_ru starts at 1.0 and
+    b_c at 0.0. A GRU that resets after the hidden matrix (flax.linen.GRUCell, cuDNN)
+    differs from this by far more than the tolerance with these weights.
+    """
+    from planet_jax.networks import GRUCell
+
+    size, inputs = 6, 4
+    cell = GRUCell(size)
+    x = jax.random.normal(jax.random.key(0), (3, inputs))
+    h = jax.random.normal(jax.random.key(1), (3, size))
+    params = cell.init(jax.random.key(2), x, h)["params"]
+    # The initial biases and the kernels' shapes, as TF1 creates them.
+    np.testing.assert_array_equal(np.asarray(params["gates"]["bias"]), np.ones(2 * size))
+    np.testing.assert_array_equal(np.asarray(params["candidate"]["bias"]), np.zeros(size))
+    assert params["gates"]["kernel"].shape == (inputs + size, 2 * size)
+    assert params["candidate"]["kernel"].shape == (inputs + size, size)
+    limit = np.sqrt(6.0 / (inputs + size + 2 * size))  # Glorot-uniform over the whole [in + H, 2H] kernel
+    assert 0.8 * limit < float(jnp.abs(params["gates"]["kernel"]).max()) <= limit
+
+    # Random biases too, so that the reference checks where each bias enters.
+    params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(3), p.shape), params)
+    w_ru, b_ru = (np.asarray(params["gates"][k], np.float64) for k in ("kernel", "bias"))
+    w_c, b_c = (np.asarray(params["candidate"][k], np.float64) for k in ("kernel", "bias"))
+    xs, hs = np.asarray(x, np.float64), np.asarray(h, np.float64)
+    expected = np.zeros_like(hs)
+    for i in range(xs.shape[0]):
+        ru = _sigmoid(np.concatenate([xs[i], hs[i]]) @ w_ru + b_ru)
+        r, u = ru[:size], ru[size:]
+        c = np.tanh(np.concatenate([xs[i], hs[i] * r]) @ w_c + b_c)
+        expected[i] = (1 - u) * c + u * hs[i]
+    got = np.asarray(cell.apply({"params": params}, x, h))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+    # Reset after the matrix (the cuDNN form) with the same weights: not what TF computes.
+    cudnn = np.zeros_like(hs)
+    for i in range(xs.shape[0]):
+        ru = _sigmoid(np.concatenate([xs[i], hs[i]]) @ w_ru + b_ru)
+        r, u = ru[:size], ru[size:]
+        c = np.tanh(xs[i] @ w_c[:inputs] + r * (hs[i] @ w_c[inputs:]) + b_c)
+        cudnn[i] = (1 - u) * c + u * hs[i]
+    assert np.abs(cudnn - expected).max() > 1e-2

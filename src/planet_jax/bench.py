@@ -239,7 +239,7 @@ def model_flops(cfg) -> dict[str, float]:
             + _dense(m.state_units, n_out)
         )
         enc, dec = mlp(cfg.obs_shape[0], m.state_units), mlp(cfg.feature_size, cfg.obs_shape[0])
-    gru = _dense(hdim, 3 * d) + _dense(d, 3 * d) if d else 0.0
+    gru = _dense(hdim + d, 2 * d) + _dense(hdim + d, d) if d else 0.0  # GRUBlockCell: gates, candidate
     if m.variant == "rssm":
         transition = _dense(s + a, hdim) + gru + _dense(d, hdim) + _dense(hdim, 2 * s)
         posterior = _dense(d + cfg.embed_size, hdim) + _dense(hdim, 2 * s)
@@ -411,7 +411,10 @@ def _settings(cfg, args, **more) -> dict[str, Any]:
     matmul = {"matmul_size": args.matmul_size} if args.matmul_size else {}  # (recorded when not the default)
     from planet_jax import compiler
 
-    options = {"compiler_options": compiler.options()}  # of act (the matmul reference: see matmul_gflops)
+    options = {
+        "compiler_options": compiler.options(),  # of act (the matmul reference: see matmul_gflops)
+        "matmul_precision": compiler.resolved_precision(cfg),  # of the model's products
+    }
     return {"preset": args.preset, "task": args.task, "obs": cfg.env.obs, **overrides, **matmul, **options, **more}
 
 

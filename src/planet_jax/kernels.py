@@ -85,13 +85,16 @@ def pad_cell(cell: dict, *, stoch: int, action: int) -> PaddedCell:
     `rollout` calls it when given the parameters themselves; the planner calls it once per
     search, outside the CEM loop. With zero weights and biases in the padded rows and
     columns, padded units of x and of the prior's hidden layer are relu(0) = 0, padded GRU
-    units stay h = (1 - u) n + u h = 0.5 * 0 + 0.5 * 0 = 0 (n = tanh(0) = 0), and padded
+    units stay h = (1 - u) c + u h = 0.5 * 0 + 0.5 * 0 = 0 (c = tanh(0) = 0), and padded
     z = 0 + std * 0 (eps is padded with zeros), so the real units see exactly the products
     of the unpadded model.
+
+    The GRU's kernels ([x, h] rows; `networks.GRUCell`) are split by rows into their x and h
+    parts, laid out as three gate blocks (r | u | c) of d columns each.
     """
     if "gru" not in cell or "prior_hidden" not in cell:
         raise ValueError("the rollout kernel implements the rssm variant's cell only")
-    deter = cell["gru"]["hidden"]["kernel"].shape[0]
+    deter = cell["gru"]["candidate"]["kernel"].shape[1]
     hidden = cell["transition_in"]["kernel"].shape[1]
     d = _round_up(deter, GRAIN)
     h = _round_up(hidden, GRAIN)
@@ -101,19 +104,22 @@ def pad_cell(cell: dict, *, stoch: int, action: int) -> PaddedCell:
     def gates(w, rows):  # [rows, 3 * deter] -> [rows', 3 * d], each gate padded on its own
         return jnp.concatenate([_pad(g, (rows, d)) for g in jnp.split(w, 3, axis=-1)], -1)
 
+    def gru(part):  # the x rows (part 0) or h rows (part 1) of [W_r | W_u | W_c]
+        w = jnp.concatenate([cell["gru"]["gates"]["kernel"], cell["gru"]["candidate"]["kernel"]], -1)
+        return w[:hidden] if part == 0 else w[hidden:]
+
     def halves(w, rows):  # prior stats [rows, 2 * stoch] -> [rows', 2 * s]: mean | std
         return jnp.concatenate([_pad(g, (rows, s)) for g in jnp.split(w, 2, axis=-1)], -1)
 
     k_in, b_in = cell["transition_in"]["kernel"], cell["transition_in"]["bias"]
-    gru = cell["gru"]
+    bias = jnp.concatenate([cell["gru"]["gates"]["bias"], cell["gru"]["candidate"]["bias"]])
     weights = (
         _pad(k_in[:stoch], (s, h)),
         _pad(k_in[stoch:], (a, h)),
         _pad(b_in[None], (1, h)),
-        gates(gru["input"]["kernel"], h),
-        gates(gru["input"]["bias"][None], 1),
-        gates(gru["hidden"]["kernel"], d),
-        gates(gru["hidden"]["bias"][None], 1),
+        gates(gru(0), h),
+        gates(bias[None], 1),
+        gates(gru(1), d),
         _pad(cell["prior_hidden"]["kernel"], (d, h)),
         _pad(cell["prior_hidden"]["bias"][None], (1, h)),
         halves(cell["prior_stats"]["kernel"], h),
@@ -130,14 +136,15 @@ def _sizes(cell: PaddedCell) -> dict[str, int]:
 
 def _kernel(
     h0_ref, z0_ref, action_ref, eps_ref,
-    w_in_z, w_in_a, b_in, w_x, b_x, w_h, b_h, w_ph, b_ph, w_stats, b_stats,
-    deter_ref, stoch_ref, x_ref, hidden_ref,
+    w_in_z, w_in_a, b_in, w_x, b_gru, w_h, w_ph, b_ph, w_stats, b_stats,
+    deter_ref, stoch_ref, x_ref, hidden_ref, rh_ref, u_ref,
     *, horizon: int, min_std: float, rows: int, interpret: bool,
 ):  # fmt: skip
     """One block of M candidates through H prior steps (`RSSMCell.transition` + sampling).
 
     deter_ref [H + 1, M, D] and stoch_ref [H + 1, M, S] hold the start state at 0 and the
-    state after step t at t + 1; x_ref, hidden_ref [M, hidden] are scratch. Activations go
+    state after step t at t + 1; x_ref, hidden_ref [M, hidden] and rh_ref, u_ref [M, D]
+    (r * h_{t-1} and u: the candidate needs every unit's reset gate) are scratch. Activations go
     through these refs because a product reads its input `rows` columns at a time (Triton
     cannot slice a value in registers without shuffling it), and the GRU and hidden layer
     are computed up to `COLUMNS` output columns at a time, each as a loop over K (pipelined by
@@ -185,30 +192,39 @@ def _kernel(
             x = jnp.dot(z, w_in_z[:, cols]) + jnp.dot(a, w_in_a[:, cols]) + b_in[:, cols]
             x_ref[:, cols] = jnp.maximum(x, 0.0)
         barrier()
-        for start, width in _column_blocks(d):  # h_t, up to COLUMNS units at a time
 
-            def gate(j, start=start, width=width):  # gate j of (r, u, n): its columns of the [.., 3D] products
-                return pl.ds(j * d + start, width)
+        # h_t, up to COLUMNS units at a time, in two passes: the gates r, u from [x, h_{t-1}],
+        # then the candidate from [x, r * h_{t-1}] (GRUBlockCell: reset before the matrix).
+        def gate(j, start, width):  # gate j of (r, u, c): its columns of the [.., 3D] products
+            return pl.ds(j * d + start, width)
 
-            def x_terms(k, gate=gate):  # x W for the three gates
+        def gru_sums(h_rows, gate_ids, start, width):  # x W + h_rows(k) U, [M, width] per gate
+            def x_terms(k):
                 xk = x_ref[:, pl.ds(k, rows)]
-                return tuple(jnp.dot(xk, w_x[pl.ds(k, rows), gate(j)]) for j in range(3))
+                return tuple(jnp.dot(xk, w_x[pl.ds(k, rows), gate(j, start, width)]) for j in gate_ids)
 
-            def h_terms(k, gate=gate):  # h_{t-1} U for the three gates
-                hk = deter_ref[t, :, pl.ds(k, rows)]
-                return tuple(jnp.dot(hk, w_h[pl.ds(k, rows), gate(j)]) for j in range(3))
+            def h_terms(k):
+                hk = h_rows(k)
+                return tuple(jnp.dot(hk, w_h[pl.ds(k, rows), gate(j, start, width)]) for j in gate_ids)
 
-            init = tuple(zeros(width) for _ in range(3))
-            if hidden == d:  # one loop: six independent loads in flight per iteration
-                xr, xu, xn, hr, hu, hn = k_sum(lambda k, x=x_terms, h=h_terms: x(k) + h(k), d, init + init)
-            else:
-                xr, xu, xn = k_sum(x_terms, hidden, init)
-                hr, hu, hn = k_sum(h_terms, d, init)
-            r = jax.nn.sigmoid(xr + b_x[:, gate(0)] + hr + b_h[:, gate(0)])
-            u = jax.nn.sigmoid(xu + b_x[:, gate(1)] + hu + b_h[:, gate(1)])
-            n = jnp.tanh(xn + b_x[:, gate(2)] + r * (hn + b_h[:, gate(2)]))
+            init = tuple(zeros(width) for _ in gate_ids)
+            if hidden == d:  # one loop: both products' loads in flight per iteration
+                both = k_sum(lambda k: x_terms(k) + h_terms(k), d, init + init)
+                return tuple(p + q for p, q in zip(both[: len(gate_ids)], both[len(gate_ids) :]))
+            return tuple(p + q for p, q in zip(k_sum(x_terms, hidden, init), k_sum(h_terms, d, init)))
+
+        for start, width in _column_blocks(d):
+            xr, xu = gru_sums(lambda k: deter_ref[t, :, pl.ds(k, rows)], (0, 1), start, width)
             out = pl.ds(start, width)
-            deter_ref[t + 1, :, out] = (1.0 - u) * n + u * deter_ref[t, :, out]
+            rh_ref[:, out] = jax.nn.sigmoid(xr + b_gru[:, gate(0, start, width)]) * deter_ref[t, :, out]
+            u_ref[:, out] = jax.nn.sigmoid(xu + b_gru[:, gate(1, start, width)])
+        barrier()
+        for start, width in _column_blocks(d):
+            (xc,) = gru_sums(lambda k: rh_ref[:, pl.ds(k, rows)], (2,), start, width)
+            c = jnp.tanh(xc + b_gru[:, gate(2, start, width)])
+            out = pl.ds(start, width)
+            u = u_ref[:, out]
+            deter_ref[t + 1, :, out] = (1.0 - u) * c + u * deter_ref[t, :, out]
         barrier()
         for start, width in _column_blocks(hidden):  # the prior's hidden layer relu(h_t W + b)
             out = pl.ds(start, width)
@@ -298,13 +314,15 @@ def rollout(
         # Older JAX releases call it `TritonCompilerParams` (the device image has another JAX than the pin).
         params_class = getattr(pl_triton, "CompilerParams", None) or pl_triton.TritonCompilerParams
         compiler_params = params_class(num_warps=num_warps, num_stages=num_stages)
-    out_deter, out_stoch, _, _ = pl.pallas_call(
+    out_deter, out_stoch, *_ = pl.pallas_call(
         functools.partial(_kernel, horizon=horizon, min_std=float(min_std), rows=rows, interpret=interpret),
         out_shape=[
             jax.ShapeDtypeStruct((horizon + 1, num_padded, size["deter"]), dtype),
             jax.ShapeDtypeStruct((horizon + 1, num_padded, size["stoch"]), dtype),
             jax.ShapeDtypeStruct((num_padded, size["hidden"]), dtype),  # scratch: x
             jax.ShapeDtypeStruct((num_padded, size["hidden"]), dtype),  # scratch: the prior's hidden layer
+            jax.ShapeDtypeStruct((num_padded, size["deter"]), dtype),  # scratch: r * h_{t-1}
+            jax.ShapeDtypeStruct((num_padded, size["deter"]), dtype),  # scratch: u
         ],
         grid=(num_padded // block,),
         in_specs=[
@@ -319,6 +337,8 @@ def rollout(
             steps(horizon + 1, size["stoch"]),
             candidates(size["hidden"]),
             candidates(size["hidden"]),
+            candidates(size["deter"]),
+            candidates(size["deter"]),
         ],
         interpret=interpret,
         compiler_params=compiler_params,

@@ -140,26 +140,26 @@ class RewardHead(nn.Module):
 
 
 class GRUCell(nn.Module):
-    """A GRU (the formulation of `flax.linen.GRUCell` and cuDNN) with fused gate matmuls.
+    """The GRU of the official RSSM, `tf.contrib.rnn.GRUBlockCell`: x [..., in], h [..., H] -> h' [..., H].
 
-    r = sigmoid(x W_r + h U_r + b_r), u = sigmoid(x W_u + h U_u + b_u),
-    n = tanh(x W_n + b_n + r * (h U_n + b_hn)), h' = (1 - u) * n + u * h.
-    Two matmuls per step ([.., in] @ [in, 3H] and [.., H] @ [H, 3H]) instead of six.
+    [r, u] = sigmoid([x, h] W_g + b_g)          gates: kernel [in + H, 2H], bias [2H] = 1.0
+    c      = tanh([x, r * h] W_c + b_c)         candidate: kernel [in + H, H], bias [H] = 0.0
+    h'     = (1 - u) * c + u * h
+    The reset gate scales h before the candidate's matrix (unlike `flax.linen.GRUCell` and
+    cuDNN, which scale h U after it), and the gate biases start at 1.0, so both gates start
+    half to three quarters open. Kernels are Glorot-uniform over their whole [in + H, .]
+    shape, as TF1's default initializer draws them.
     """
 
     features: int
 
     @nn.compact
     def __call__(self, x: jax.Array, h: jax.Array) -> jax.Array:
-        hsize = self.features
-        gx = nn.Dense(3 * hsize, kernel_init=kernel_init, name="input")(x)
-        gh = nn.Dense(3 * hsize, kernel_init=nn.initializers.orthogonal(), name="hidden")(h)
-        xr, xu, xn = jnp.split(gx, 3, axis=-1)
-        hr, hu, hn = jnp.split(gh, 3, axis=-1)
-        r = nn.sigmoid(xr + hr)
-        u = nn.sigmoid(xu + hu)
-        n = jnp.tanh(xn + r * hn)
-        return (1.0 - u) * n + u * h
+        gates = nn.Dense(2 * self.features, kernel_init=kernel_init, bias_init=nn.initializers.ones, name="gates")
+        candidate = dense(self.features, name="candidate")
+        r, u = jnp.split(nn.sigmoid(gates(jnp.concatenate([x, h], -1))), 2, axis=-1)
+        c = jnp.tanh(candidate(jnp.concatenate([x, r * h], -1)))
+        return (1.0 - u) * c + u * h
 
 
 class RSSMCell(nn.Module):
