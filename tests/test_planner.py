@@ -8,7 +8,7 @@ from helpers import tiny_config
 from planet_jax import config as C
 from planet_jax import rssm
 from planet_jax.networks import Modules, init_params
-from planet_jax.planner import act, cem, env_mode, plan, reward_pass, score_sequences
+from planet_jax.planner import act, cem, env_mode, plan, refit, reward_pass, score_sequences
 
 H, A = 8, 2
 TARGET = jnp.asarray(np.random.default_rng(0).uniform(-0.8, 0.8, (H, A)), jnp.float32)
@@ -41,6 +41,31 @@ def test_every_candidate_is_clipped_to_the_bounds():
     assert len(seen) == 4
     assert all(lo >= -1.0 and hi <= 1.0 for lo, hi in seen)
     assert float(best.max()) <= 1.0 and float(best.min()) > 0.5
+
+
+def test_refit_is_the_official_moments_with_a_variance_floor():
+    elites = np.random.default_rng(0).normal(size=(10, 4, 3)).astype(np.float32)
+    elites[:, 1, 2] = 1.0  # elites that agree in one dimension, as when all are clipped to a bound
+    mean, std = refit(jnp.asarray(elites))
+    np.testing.assert_allclose(np.asarray(mean), elites.mean(0), rtol=1e-6)
+    # tf.nn.moments' population variance, then sqrt(var + 1e-6) (planet/control/planning.py).
+    np.testing.assert_allclose(np.asarray(std), np.sqrt(elites.var(0, ddof=0) + 1e-6), rtol=1e-5)
+    assert float(std[1, 2]) == pytest.approx(1e-3, rel=1e-4)
+
+
+def test_a_collapsed_dimension_keeps_searching():
+    """Every elite clips to +1 in the first iterations; with the floor, later candidates still
+    spread around the mean (a plain std would sample the same sequence J times)."""
+    spreads = []
+
+    def score(actions, key):
+        jax.debug.callback(lambda a: spreads.append(float(np.asarray(a).std(0).min())), actions)
+        return actions.sum((1, 2))
+
+    best = cem(score, jax.random.key(0), horizon=2, action_size=1, num_iterations=8, num_candidates=64, num_elites=8)
+    jax.block_until_ready(best)
+    assert float(best.min()) > 0.99
+    assert min(spreads) > 1e-4, spreads
 
 
 def _agent(obs="state", **overrides):

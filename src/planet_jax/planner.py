@@ -34,6 +34,21 @@ def check_planner(p: PlannerConfig) -> None:
         raise ConfigError(f"num_elites must be at most num_candidates ({p.num_candidates}), got {p.num_elites}.")
 
 
+MIN_VARIANCE = 1e-6
+"""Added to the elites' variance before the square root, as the official planner does."""
+
+
+def refit(elites: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The sampling distribution refitted to elites [K, H, A]: (mean, std), each [H, A].
+
+    std = sqrt(var + MIN_VARIANCE) with the population variance (`tf.nn.moments`), as
+    google-research/planet's `cross_entropy_method`: a dimension whose elites agree (all
+    clipped to a bound, say) keeps a std of at least 1e-3 and goes on searching, where a
+    plain std would collapse to 0 for the rest of the search.
+    """
+    return elites.mean(0), jnp.sqrt(elites.var(0) + MIN_VARIANCE)
+
+
 def cem(
     score: Callable[[jax.Array, jax.Array], jax.Array],
     key: jax.Array,
@@ -47,7 +62,7 @@ def cem(
     """Maximise score(actions [J, H, A], key) -> [J] over sequences in [-1, 1]^(H x A).
 
     Starts from N(0, I); each iteration samples J sequences, clips them to the bounds,
-    and refits the mean and std of every (step, action) to the top K by score.
+    and refits the mean and std of every (step, action) to the top K by score (`refit`).
     Returns the final mean [H, A].
     """
 
@@ -58,8 +73,7 @@ def cem(
         candidates = jnp.clip(mean + std * noise, -1.0, 1.0)
         returns = score(candidates, k_score)
         _, elite_index = jax.lax.top_k(returns, num_elites)
-        elites = candidates[elite_index]
-        return (elites.mean(0), elites.std(0)), returns.max()
+        return refit(candidates[elite_index]), returns.max()
 
     init = (jnp.zeros((horizon, action_size)), jnp.ones((horizon, action_size)))
     (mean, _), _ = jax.lax.scan(iteration, init, jax.random.split(key, num_iterations))
@@ -220,9 +234,10 @@ def act(
     Returns (action [N, A], belief [N]).
     """
     k_obs, k_plan, k_noise = jax.random.split(key, 3)
-    belief = observe_step(params, belief, prev_action, obs, k_obs, cfg=cfg)
-    keys = jax.random.split(k_plan, prev_action.shape[0])
-    action = plan_batch(params, belief, keys, cfg=cfg)
+    with compiler.precision(cfg):
+        belief = observe_step(params, belief, prev_action, obs, k_obs, cfg=cfg)
+        keys = jax.random.split(k_plan, prev_action.shape[0])
+        action = plan_batch(params, belief, keys, cfg=cfg)
     if explore:
         scale = cfg.planner.exploration_noise if noise_scale is None else noise_scale
         noise = scale * rng.normal(k_noise, action.shape, action.dtype)
