@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from helpers import UPDATE_METRICS, random_batch, tiny_config
+from planet_jax import config as C
 from planet_jax import convs
 from planet_jax.envs import ControlEnv
 from planet_jax.replay import Replay
@@ -80,3 +81,48 @@ def test_update_compiles_once_and_reports_metrics():
     for name in UPDATE_METRICS:
         assert metrics[name].shape == (2,) and np.isfinite(np.asarray(metrics[name])).all(), name
     chex.clear_trace_counter()
+
+
+def test_tf1_adam_is_tf_train_adam_optimizer():
+    """`make_optimizer`'s default chain against a numpy transcription of TF1's clip + Adam.
+
+    tf.clip_by_global_norm, then tf.train.AdamOptimizer's update:
+    lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t); m, v as in Adam; theta -= lr_t * m / (sqrt(v) + eps).
+    A large eps (0.1) against small gradients makes the two placements of eps differ
+    clearly; `adam_form=optax` must equal optax.adam instead.
+    """
+    import optax
+
+    from planet_jax.state import make_optimizer
+
+    cfg = tiny_config(adam_eps=0.1, grad_clip=1.0, learning_rate=0.01)
+    rng = np.random.default_rng(0)
+    params = {"w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float32)}
+    grads = [{"w": jnp.asarray(rng.normal(size=(3, 2)) * s, jnp.float32)} for s in (0.01, 0.2, 5.0, 0.05)]
+
+    lr, eps, b1, b2 = 0.01, 0.1, 0.9, 0.999
+    theta, m, v = np.asarray(params["w"], np.float64), 0.0, 0.0
+    for t, g in enumerate(grads, 1):
+        g = np.asarray(g["w"], np.float64)
+        g = g * min(1.0, 1.0 / np.sqrt((g**2).sum()))
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
+        theta = theta - lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
+
+    def run(opt):
+        p, state = params, opt.init(params)
+        for g in grads:
+            updates, state = opt.update(g, state, p)
+            p = optax.apply_updates(p, updates)
+        return np.asarray(p["w"])
+
+    tf1 = run(make_optimizer(cfg))
+    np.testing.assert_allclose(tf1, theta, rtol=1e-5, atol=1e-7)
+    ours_optax = run(make_optimizer(C.replace(cfg, adam_form="optax")))
+    reference_optax = run(optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr, eps=eps)))
+    np.testing.assert_allclose(ours_optax, reference_optax, rtol=1e-6)
+    assert np.abs(tf1 - ours_optax).max() > 1e-3
+    # Both forms keep optax's Adam state, so checkpoints have one structure.
+    structure = jax.tree.structure
+    assert structure(make_optimizer(cfg).init(params)) == structure(
+        make_optimizer(C.replace(cfg, adam_form="optax")).init(params)
+    )

@@ -135,6 +135,8 @@ class ModelConfig:
     """Units per hidden layer of the reward MLP."""
     min_std: float = 0.1
     """Floor added to the softplus standard deviation of the prior and posterior."""
+    matmul_precision: Literal["default", "float32", "tensorfloat32", "bfloat16"] = "default"
+    """Precision of the float32 matrix products and convolutions in the update and the planner: `default` (the backend's fastest: float32 on CPUs, TensorFloat-32 on NVIDIA GPUs since Ampere, one bfloat16 pass on TPUs), `float32` (full float32, as the official code ran on a V100), `tensorfloat32`, `bfloat16`. Runs and benchmarks record what it resolved to."""
     conv_impl: Literal["auto", "cpu", "xla"] = "auto"
     """How convolutions run: `cpu` (exact matmul and stride-1 reformulations: made for XLA:CPU, and on an H200 3.7x faster than lax convolutions for the paper update), `xla` (lax convolutions: cuDNN, TPU), `auto`: `cpu` on CPU and GPU, `xla` on TPU (untested there)."""
 
@@ -165,6 +167,8 @@ class OptimConfig:
     """Adam learning rate."""
     adam_eps: float = 1e-4
     """Adam epsilon."""
+    adam_form: Literal["tf1", "optax"] = "tf1"
+    """Where Adam adds eps: `tf1` before the bias correction, as TF1's `tf.train.AdamOptimizer` in the official code (in bias-corrected terms eps / sqrt(1 - b2^t): 32x eps at the first update, within 1% of it after about 3900); `optax` after it (`optax.adam`)."""
     grad_clip: float = 1000.0
     """Global gradient norm above which gradients are rescaled."""
 
@@ -491,6 +495,8 @@ _CHOICES = {
     "env_axis": ("auto", "vmap", "map"),
     "reward_pass": ("auto", "per_step", "after"),
     "rollout_kernel": ("xla", "pallas"),
+    "adam_form": ("tf1", "optax"),
+    "matmul_precision": ("default", "float32", "tensorfloat32", "bfloat16"),
 }
 # Fields that may be zero (all other integer and float fields must be positive).
 _NON_NEGATIVE = {

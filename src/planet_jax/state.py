@@ -34,14 +34,45 @@ def default_hyper(cfg: Config) -> dict:
     return {k: jnp.float32(v) for k, v in C.hyper_values(cfg).items()}
 
 
-def make_optimizer(cfg: Config, hyper: dict | None = None) -> optax.GradientTransformation:
-    """clip_by_global_norm(grad_clip) then Adam(learning_rate, eps=adam_eps), as the paper.
+def scale_by_tf1_adam(eps: float | jax.Array, b1: float = 0.9, b2: float = 0.999) -> optax.GradientTransformation:
+    """Adam's direction as TF1's `tf.train.AdamOptimizer` computes it (the official code's optimizer).
 
+    m_t = b1 m + (1 - b1) g, v_t = b2 v + (1 - b2) g^2, direction
+    sqrt(1 - b2^t) / (1 - b1^t) * m_t / (sqrt(v_t) + eps): eps is added before the bias
+    correction (Kingma & Ba's eps-hat), where `optax.scale_by_adam` adds it after. The state
+    is optax's `ScaleByAdamState`, so checkpoints have the same structure in both forms.
+    """
+
+    def init(params):
+        mu, nu = (jax.tree.map(jnp.zeros_like, params) for _ in range(2))
+        return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
+
+    def update(grads, state, params=None):
+        del params
+        mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g), state.nu, grads)
+        count = optax.safe_increment(state.count)
+        t = count.astype(jnp.float32)
+        correction = jnp.sqrt(1 - b2**t) / (1 - b1**t)
+        direction = jax.tree.map(lambda m, v: correction * m / (jnp.sqrt(v) + eps), mu, nu)
+        return direction, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init, update)
+
+
+def make_optimizer(cfg: Config, hyper: dict | None = None) -> optax.GradientTransformation:
+    """clip_by_global_norm(grad_clip) then Adam(learning_rate, eps=adam_eps), as the official code.
+
+    `adam_form` says where eps goes (`tf1`: `scale_by_tf1_adam`; `optax`: `optax.adam`).
     With `hyper` (traced per-agent values) the same chain uses those numbers; the optimizer
-    state's structure does not depend on them.
+    state's structure depends on neither.
     """
     h = default_hyper(cfg) if hyper is None else hyper
-    return optax.chain(optax.clip_by_global_norm(h["grad_clip"]), optax.adam(h["learning_rate"], eps=h["adam_eps"]))
+    if cfg.optim.adam_form == "tf1":
+        adam = optax.chain(scale_by_tf1_adam(h["adam_eps"]), optax.scale_by_learning_rate(h["learning_rate"]))
+    else:
+        adam = optax.adam(h["learning_rate"], eps=h["adam_eps"])
+    return optax.chain(optax.clip_by_global_norm(h["grad_clip"]), adam)
 
 
 def create_train_state(key: jax.Array, hyper: dict | None = None, *, cfg: Config) -> TrainState:
