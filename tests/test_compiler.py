@@ -54,3 +54,31 @@ def test_training_acts_without_library_dots_and_updates_with_the_defaults():
     assert YNN not in act_test.lower(*acting, noise).compile().as_text()
     batches = jax.tree.map(lambda x: jnp.asarray(stack(x)), random_batch(cfg, 4, 10, lead=(1,)))
     assert YNN in update_fn.lower(state, batches).compile().as_text()
+
+
+def test_matmul_precision_reaches_the_update_and_the_planner():
+    """`matmul_precision=float32` puts HIGHEST on every product of the loss and of `act`;
+    `default` leaves JAX's default (none named), and the record says what each resolves to."""
+    from planet_jax import config as C
+    from planet_jax.losses import world_model_loss
+
+    def texts(cfg):
+        params = init_params(jax.random.key(0), cfg)
+        batch = random_batch(cfg, 2, 4)
+        loss = jax.jit(world_model_loss, static_argnames="cfg").lower(params, batch, jax.random.key(1), cfg=cfg)
+        belief = rssm.initial((1,), cfg)
+        acting = jax.jit(act, static_argnames=("cfg", "explore")).lower(
+            params, belief, jnp.zeros((1, cfg.action_size)), jnp.zeros((1, *cfg.obs_shape)), jax.random.key(2),
+            cfg=cfg, explore=False,
+        )  # fmt: skip
+        return loss.as_text(), acting.as_text()
+
+    base = tiny_config()
+    for text in texts(base):
+        assert "dot_general" in text and "HIGHEST" not in text
+    for text in texts(C.replace(base, matmul_precision="float32")):
+        dots = text.count("stablehlo.dot_general")
+        assert dots > 0 and text.count("precision = [HIGHEST, HIGHEST]") == dots, (dots, text.count("HIGHEST"))
+    assert compiler.resolved_precision(base, "cpu") == "float32"
+    assert compiler.resolved_precision(base, "gpu") == "tensorfloat32"
+    assert compiler.resolved_precision(C.replace(base, matmul_precision="float32"), "gpu") == "float32"

@@ -1,9 +1,12 @@
-"""XLA compiler options for the planner's programs, per backend, and a `jit` that applies them.
+"""XLA compiler options for the planner's programs, per backend, a `jit` that applies them,
+and the precision of the model's matrix products.
 
   options(backend=None) -> dict   the options for a backend (default: JAX's default backend)
   jit(fun, **jit_kwargs)  -> fun'  `jax.jit(fun, **jit_kwargs)` compiled with `options` of the
                                    default backend, chosen at the first call (not at import:
                                    `jax.distributed.initialize` must come before any backend)
+  precision(cfg)          -> context   `ModelConfig.matmul_precision` while a function is traced
+  resolved_precision(cfg, backend=None) -> str   what that setting means on a backend (recorded)
 
 Why: XLA:CPU (jaxlib 0.10) hands every matrix product to YNNPACK by default ("library
 fusions", `xla_cpu_experimental_ynn_fusion_type`). YNNPACK is the faster of the two at large
@@ -24,6 +27,7 @@ order (a test compares both forms to float tolerance). GPUs and TPUs get no opti
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -72,3 +76,27 @@ class _Jit:
 def jit(fun: Callable, **kwargs) -> Callable:
     """`jax.jit(fun, **kwargs)` compiled with this module's `options` for the default backend."""
     return _Jit(fun, kwargs)
+
+
+# What JAX's DEFAULT precision does to float32 products on each backend.
+_DEFAULT_PRECISION = {"cpu": "float32", "gpu": "tensorfloat32", "tpu": "bfloat16"}
+
+
+def precision(cfg) -> contextlib.AbstractContextManager:
+    """The config's `matmul_precision` as `jax.default_matmul_precision`, for use around a traced
+    body (products take the precision in effect when they are traced); `default` changes nothing."""
+    value = cfg.model.matmul_precision
+    return contextlib.nullcontext() if value == "default" else jax.default_matmul_precision(value)
+
+
+def resolved_precision(cfg, backend: str | None = None) -> str:
+    """What the config's float32 products run as on `backend`: `float32`, `tensorfloat32` or `bfloat16`.
+
+    `default` is the backend's own choice (TensorFloat-32 on NVIDIA GPUs since Ampere, one
+    bfloat16 pass on TPUs, float32 on CPUs, which have no lower-precision float32 products).
+    """
+    value = cfg.model.matmul_precision
+    backend = backend or jax.default_backend()
+    if value == "default" or backend == "cpu":
+        return _DEFAULT_PRECISION.get(backend, "float32")
+    return value

@@ -694,6 +694,8 @@ class Trainer:
             "last_test_return_stderr": mean_and_stderr(last)[1] if last else None,
             "checkpoints": checkpoints,
             "processes": jax.process_count(),
+            "backend": jax.default_backend(),
+            "matmul_precision": compiler.resolved_precision(self.cfg),
             "seconds_this_session": time.time() - run_start,
         }
         with open(os.path.join(self.logdir, "summary.json"), "w") as f:
