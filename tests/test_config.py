@@ -78,7 +78,7 @@ def test_bad_values_are_rejected(updates, message):
 
 
 def test_unknown_preset_and_task():
-    with pytest.raises(C.ConfigError, match="unknown preset 'huge': choose one of paper, debug"):
+    with pytest.raises(C.ConfigError, match="unknown preset 'huge': choose one of paper, small, debug"):
         C.preset("huge")
     with pytest.raises(C.ConfigError, match="choose one of cartpole-swingup, cartpole-balance"):
         C.preset("paper", "pong")

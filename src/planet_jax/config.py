@@ -70,7 +70,7 @@ PAPER_SCORES_100: dict[str, float] = {
     "cup-catch": 0.0,
 }
 
-PRESETS = ("paper", "debug")
+PRESETS = ("paper", "small", "debug")
 
 # Fields that a sweep may vary inside one compiled program: they set no array shape, so
 # they travel as per-row arrays (in `TrainState.hyper`) instead of static config.
@@ -330,9 +330,37 @@ def debug(task: str = "cheetah-run") -> Config:
     )
 
 
+def small(task: str = "cheetah-run") -> Config:
+    """A pixel agent for a laptop CPU: the paper's loop and objective with narrower networks,
+    shorter chunks, fewer updates per episode and a smaller search.
+
+    cnn depth 16, h 100, z 16, hidden 100, reward MLP 2 x 100; B = 16 chunks of L = 32,
+    C = 50 updates per episode; CEM with H = 12, I = 6, J = 300, K = 30. A test phase every
+    5 episodes. See experiments/results for what it reaches and how fast.
+    """
+    return Config(
+        env=EnvConfig(task=task),
+        model=ModelConfig(
+            deter_size=100, stoch_size=16, hidden_size=100, cnn_depth=16, reward_layers=2, reward_units=100
+        ),
+        planner=PlannerConfig(horizon=12, num_iterations=6, num_candidates=300, num_elites=30),
+        train=TrainConfig(
+            episodes=60,
+            seed_episodes=5,
+            train_steps=50,
+            batch_size=16,
+            chunk_length=32,
+            updates_per_call=25,
+            test_every=5,
+            test_episodes=5,
+            checkpoint_every=5,
+        ),
+    )
+
+
 def preset(name: str, task: str = "cheetah-run") -> Config:
-    """The named preset for a task: `paper` or `debug`."""
-    presets = {"paper": paper, "debug": debug}
+    """The named preset for a task: `paper`, `small` or `debug`."""
+    presets = {"paper": paper, "small": small, "debug": debug}
     if name not in presets:
         raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
     if task not in TASKS:

@@ -1,4 +1,4 @@
-"""`python -m planet_jax.train --task TASK [--preset paper|debug] [--logdir DIR] [overrides]`.
+"""`python -m planet_jax.train --task TASK [--preset paper|small|debug] [--logdir DIR] [overrides]`.
 
 The PlaNet loop for N seeds at once (`--num-seeds`, default 1): S episodes of random
 actions, then repeat: C gradient updates on chunks sampled from each seed's own replay,
@@ -89,7 +89,7 @@ class TrainArgs:
     """Train PlaNet agents on a DeepMind Control Suite task."""
 
     config: Config
-    preset: Literal["paper", "debug"] = "paper"
+    preset: Literal["paper", "small", "debug"] = "paper"
     """Defaults to start from; every config field below overrides them."""
     logdir: str = ""
     """Run directory; re-running with the same one resumes. Default: runs/TASK-OBS-PRESET-seedSEED."""
