@@ -14,7 +14,7 @@ from planet_jax.logger import MetricsLog
 TINY = ["--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--episodes", "3", "--seed-episodes", "2",
         "--test-every", "2", "--test-episodes", "2", "--train-steps", "10", "--episode-steps", "200",
         "--no-progress"]  # fmt: skip
-TIMING = {"update_seconds", "plan_ms_per_action"}
+TIMING = {"update_seconds", "plan_ms_per_action", "time"}
 AGENT = {"seed", "row", "combo", "learning_rate", "free_nats"}
 
 

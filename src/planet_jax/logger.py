@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -33,7 +34,8 @@ class MetricsLog:
             self._tb = SummaryWriter(os.path.join(logdir, "tensorboard"), purge_step=purge_step)
 
     def write(self, record: dict, *, step: int | None = None) -> None:
-        record = {k: _plain(v) for k, v in record.items()}
+        """Append one record, stamped with `time` (Unix seconds: test return against wall clock)."""
+        record = {**{k: _plain(v) for k, v in record.items()}, "time": time.time()}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self._tb is not None and step is not None:
@@ -42,7 +44,7 @@ class MetricsLog:
                 if (
                     isinstance(value, (int, float))
                     and not isinstance(value, bool)
-                    and key not in ("episode", "seed", "row")
+                    and key not in ("episode", "seed", "row", "time")
                 ):
                     agent = (
                         f"{record['combo']}/seed{record['seed']}" if "combo" in record else f"seed{record.get('seed')}"
