@@ -39,6 +39,21 @@ def test_paper_preset_matches_design():
     }
 
 
+def test_paper_preset_follows_the_official_optimizer_and_precision():
+    cfg = C.preset("paper")
+    assert (cfg.optim.adam_form, cfg.optim.grad_clip, cfg.model.matmul_precision) == ("tf1", 1000.0, "default")
+
+
+def test_small_preset_keeps_the_objective_and_validates_for_every_task():
+    for task in C.TASKS:
+        cfg = C.validate(C.preset("small", task))
+        assert cfg.env.obs == "pixels" and cfg.embed_size == 512  # cnn depth 16
+        assert cfg.train.chunk_length <= cfg.episode_length
+    small, paper = C.preset("small"), C.preset("paper")
+    assert (small.loss, small.optim, small.env) == (paper.loss, paper.optim, paper.env)
+    assert (small.train.batch_size, small.train.chunk_length, small.train.train_steps) == (16, 32, 50)
+
+
 def test_config_is_hashable_and_round_trips_through_json():
     import json
 

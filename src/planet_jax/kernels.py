@@ -148,10 +148,12 @@ def _kernel(
     through these refs because a product reads its input `rows` columns at a time (Triton
     cannot slice a value in registers without shuffling it), and the GRU and hidden layer
     are computed up to `COLUMNS` output columns at a time, each as a loop over K (pipelined by
-    Triton when num_stages > 1). Compiled for sm_90a (experiments/results/triton-sm90), this
-    form needs 248 registers and no stack per thread at 16 candidates, 8 warps, 2 stages,
-    16 rows; a first form, whose products split whole activations held in registers,
-    spilled 21 KB per thread.
+    Triton when num_stages > 1). Compiled for sm_90a (experiments/results/triton-sm90), the
+    form before the GRUBlockCell cell (one pass over the three gates, reset after the hidden
+    matrix) needed 248 registers and no stack per thread at 16 candidates, 8 warps, 2
+    stages, 16 rows; this two-pass form has been checked in Pallas's interpreter only (a
+    GPU session should re-run experiments/gpu/ptx_usage.py). A first form, whose products
+    split whole activations held in registers, spilled 21 KB per thread.
     """
     m, d = deter_ref.shape[1:]
     s = stoch_ref.shape[2]
