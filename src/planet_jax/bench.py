@@ -37,6 +37,8 @@ if __name__ == "__main__":  # before JAX loads: see planet_jax.hostmem
 
 import numpy as np
 
+from planet_jax.config import PRESETS  # standard library only
+
 
 @dataclasses.dataclass
 class Record:
@@ -651,7 +653,7 @@ CASES: dict[str, Callable[[argparse.Namespace], list[Record]]] = {
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m planet_jax.bench", description=__doc__.split("\n")[0])
     parser.add_argument("case", choices=[*CASES, "all"], help="what to measure")
-    parser.add_argument("--preset", default="paper", choices=["paper", "small", "debug"])
+    parser.add_argument("--preset", default="paper", choices=PRESETS)
     parser.add_argument("--task", default="cheetah-run")
     parser.add_argument("--obs", default=None, choices=["pixels", "state"], help="override the preset's observations")
     parser.add_argument("--json", default=None, help="write the records to this file")

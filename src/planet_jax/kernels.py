@@ -104,22 +104,20 @@ def pad_cell(cell: dict, *, stoch: int, action: int) -> PaddedCell:
     def gates(w, rows):  # [rows, 3 * deter] -> [rows', 3 * d], each gate padded on its own
         return jnp.concatenate([_pad(g, (rows, d)) for g in jnp.split(w, 3, axis=-1)], -1)
 
-    def gru(part):  # the x rows (part 0) or h rows (part 1) of [W_r | W_u | W_c]
-        w = jnp.concatenate([cell["gru"]["gates"]["kernel"], cell["gru"]["candidate"]["kernel"]], -1)
-        return w[:hidden] if part == 0 else w[hidden:]
-
     def halves(w, rows):  # prior stats [rows, 2 * stoch] -> [rows', 2 * s]: mean | std
         return jnp.concatenate([_pad(g, (rows, s)) for g in jnp.split(w, 2, axis=-1)], -1)
 
     k_in, b_in = cell["transition_in"]["kernel"], cell["transition_in"]["bias"]
+    # [W_r | W_u | W_c] and their biases; rows [:hidden] multiply x, rows [hidden:] h (or r * h).
+    w_gru = jnp.concatenate([cell["gru"]["gates"]["kernel"], cell["gru"]["candidate"]["kernel"]], -1)
     bias = jnp.concatenate([cell["gru"]["gates"]["bias"], cell["gru"]["candidate"]["bias"]])
     weights = (
         _pad(k_in[:stoch], (s, h)),
         _pad(k_in[stoch:], (a, h)),
         _pad(b_in[None], (1, h)),
-        gates(gru(0), h),
+        gates(w_gru[:hidden], h),
         gates(bias[None], 1),
-        gates(gru(1), d),
+        gates(w_gru[hidden:], d),
         _pad(cell["prior_hidden"]["kernel"], (d, h)),
         _pad(cell["prior_hidden"]["bias"][None], (1, h)),
         halves(cell["prior_stats"]["kernel"], h),
