@@ -1,10 +1,12 @@
 """Faults and bad input: clear errors, nothing lost."""
 
+import errno
 import os
 import shutil
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -53,34 +55,56 @@ def test_nan_stops_the_run_naming_step_and_term_and_keeps_the_checkpoint(tmp_pat
 
 
 def test_nan_updates_can_be_skipped_and_counted(tmp_path, monkeypatch):
+    """Episode 4's cycle sees only NaN batches: all 10 steps are skipped, so the model and the
+    optimizer end exactly where a clean run stops after episode 3's cycle, and the cycle
+    reports no loss (NaN) rather than 0."""
+    clean = _trainer(tmp_path / "clean", "--episodes", "3", "--skip-nonfinite")
+    clean.run()
     _poison_after(monkeypatch, good_samples=10)
     trainer = _trainer(tmp_path / "skip", "--episodes", "4", "--skip-nonfinite")
-    before = None
     trainer.run()
     updates = [r for r in MetricsLog.read(str(tmp_path / "skip")) if r["kind"] == "update"]
     assert [r["skipped_updates"] for r in updates] == [0, 10]
-    assert all(np.isfinite(r["loss"]) for r in updates[:1])
-    del before
+    assert np.isfinite(updates[0]["loss"]) and np.isnan(updates[1]["loss"]) and np.isnan(updates[1]["grad_norm"])
+    for name in ("params", "opt_state"):
+        got, want = getattr(trainer.state, name), getattr(clean.state, name)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    assert int(trainer.state.step[0]) == 20  # the step counter counts attempts, skipped ones too
 
 
-def test_damaged_newest_checkpoint_falls_back_to_an_intact_one(tmp_path):
+def _damage(state_dir, how):
+    """Damage a checkpoint's `state` directory: truncate every file, garble the middle third
+    of every data file, or delete the largest data file."""
+    files = [os.path.join(root, name) for root, _, names in os.walk(state_dir) for name in names]
+    data_files = [f for f in files if os.sep + "d" + os.sep in f]
+    assert data_files, "orbax's layout changed: no data files under state/**/d/"
+    if how == "delete":
+        os.remove(max(data_files, key=os.path.getsize))
+        return
+    for path in files if how == "truncate" else data_files:
+        data = bytearray(open(path, "rb").read())
+        if how == "truncate":
+            data = data[: len(data) // 3]
+        else:
+            third = slice(len(data) // 3, max(2 * len(data) // 3, len(data) // 3 + 1))
+            data[third] = bytes(b ^ 0x5A for b in data[third])
+        open(path, "wb").write(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["truncate", "garble", "delete"])
+def test_damaged_newest_checkpoint_falls_back_to_an_intact_one(reference_run, tmp_path, how):
+    """The run resumes from checkpoint 4 and ends exactly as the uninterrupted run."""
     logdir = tmp_path / "ckpt"
     assert train_main([*BASE, "--episodes", "6", "--logdir", str(logdir)]) == 0
-    newest = logdir / "checkpoints" / "6"
-    for root, _, files in os.walk(newest / "state"):
-        for name in files:
-            path = os.path.join(root, name)
-            data = open(path, "rb").read()
-            open(path, "wb").write(data[: len(data) // 3])  # truncate every file of the state
-    out = subprocess.run(
-        [sys.executable, "-m", "planet_jax.train", *BASE, "--episodes", "8", "--logdir", str(logdir)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    _damage(logdir / "checkpoints" / "6" / "state", how)
+    out = _cli(logdir, "--episodes", "8")
     assert out.returncode == 0, out.stderr
     assert "step 6 is damaged" in out.stderr
     assert "resumed" in out.stdout and "at episode 4" in out.stdout
+    assert _deterministic(MetricsLog.read(str(logdir))) == _deterministic(reference_run)
+    if how != "truncate":
+        return
 
     # With every checkpoint damaged, the run refuses rather than starting over.
     for step in os.listdir(logdir / "checkpoints"):
@@ -102,6 +126,72 @@ def test_evaluate_without_a_checkpoint_is_a_clear_error(tmp_path):
         [sys.executable, "-m", "planet_jax.evaluate", "--logdir", str(tmp_path)], capture_output=True, text=True
     )
     assert out.returncode == 2 and "is not a run directory (no config.json)" in out.stderr
+
+
+def test_an_unusable_logdir_is_one_sentence_and_exit_2(tmp_path):
+    """Under a regular file: refused by the command before anything is built or compiled."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    for logdir, reason in (
+        (blocker / "run", "a part of the path is a regular file"),
+        (blocker, "it is a regular file"),
+    ):
+        out = _cli(logdir, timeout=120)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr == f"error: --logdir {logdir} cannot be used as a run directory: {reason}, not a directory.\n"
+        assert "Traceback" not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    "errno_, reason", [(errno.EROFS, "the filesystem is read-only"), (errno.EACCES, "permission denied")]
+)
+def test_a_read_only_or_forbidden_logdir_is_refused_before_the_trainer(tmp_path, monkeypatch, capsys, errno_, reason):
+    """A read-only mount and a missing permission cannot be made as root (the CI's user), so
+    the filesystem's answer is injected where the run directory is first written."""
+    import planet_jax.train as train
+
+    def refuse(path, *args, **kwargs):
+        raise OSError(errno_, os.strerror(errno_), path)
+
+    monkeypatch.setattr(train.os, "makedirs", refuse)
+    monkeypatch.setattr(train, "Trainer", lambda *a, **k: pytest.fail("the trainer was built"))
+    with pytest.raises(SystemExit) as exit_:
+        train_main([*BASE, "--logdir", str(tmp_path / "run")])
+    assert exit_.value.code == 2
+    assert (
+        capsys.readouterr().err == f"error: --logdir {tmp_path / 'run'} cannot be used as a run directory: {reason}.\n"
+    )
+
+
+def test_a_read_only_mount_is_refused(tmp_path):
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)]).returncode
+    ):
+        pytest.skip("needs root to mount a read-only tmpfs")
+    try:
+        out = _cli(mount / "run", timeout=120)
+    finally:
+        subprocess.run(["umount", str(mount)])
+    assert out.returncode == 2, out.stderr
+    assert (
+        out.stderr
+        == f"error: --logdir {mount / 'run'} cannot be used as a run directory: the filesystem is read-only.\n"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through directory permissions")
+def test_a_directory_without_write_permission_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        out = _cli(locked / "run", timeout=120)
+    finally:
+        locked.chmod(0o700)
+    assert out.returncode == 2 and "cannot be used as a run directory: permission denied." in out.stderr
 
 
 def _cli(logdir, *extra, timeout=600):
@@ -135,29 +225,39 @@ def test_same_seed_same_results_run_after_run(reference_run, tmp_path):
     assert other.returncode == 0
 
 
-def test_sigkill_at_several_moments_then_resume_matches(reference_run, tmp_path):
-    import time
+# Kill points chosen from the run's progress (tests/killpoint.py), with the checkpoint each
+# relaunch must resume from. 8 episodes, checkpoints at 2, 4, 6, 8, one update call per
+# trained episode, metrics.jsonl: 2 lines per trained episode after 2 seed episodes' 1 each.
+KILLS = [
+    ("update", 2, None),  # mid-computation of episode 4's update, after checkpoint 2
+    ("checkpoint", 4, 2),  # checkpoint 4 complete in orbax's temporary directory, uncommitted
+    ("metrics", 11, 2),  # right after episode 7's first line: checkpoint 6 is on disk
+    ("update", 1, 6),  # mid-computation of the first update after resuming
+]
 
+
+def test_sigkill_at_progress_points_then_resume_matches(reference_run, tmp_path):
     logdir = tmp_path / "killed"
-    rng = np.random.default_rng(0)
-    kills = 0
-    for _ in range(4):  # kill at random moments: updates, collection, checkpoint writes
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "planet_jax.train", *BASE, "--episodes", "8", "--logdir", str(logdir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    killpoint = os.path.join(os.path.dirname(__file__), "killpoint.py")
+    for point, n, resumed_from in KILLS:
+        out = subprocess.run(
+            [sys.executable, killpoint, point, str(n), *BASE, "--episodes", "8", "--logdir", str(logdir)],
+            capture_output=True,
+            text=True,
+            timeout=600,  # a hang, not a speed bound: each launch takes seconds
         )
-        time.sleep(float(rng.uniform(4.0, 9.0)))  # start-up and compilation take about 4 s
-        if proc.poll() is not None:
-            break
-        proc.kill()
-        proc.wait()
-        kills += 1
-    assert kills >= 2
+        assert out.returncode == -9, f"{point} {n} was not reached: {out.returncode}\n{out.stderr}"
+        if resumed_from is not None:
+            assert f"from the checkpoint at episode {resumed_from}" in out.stdout, (point, n, out.stdout)
+        if point == "checkpoint":
+            left = [name for name in os.listdir(logdir / "checkpoints") if "orbax-checkpoint-tmp" in name]
+            assert left, "the kill did not land inside the checkpoint's temporary directory"
     out = _cli(logdir, "--episodes", "8")
     assert out.returncode == 0, out.stderr
+    assert "from the checkpoint at episode 6" in out.stdout
     assert _deterministic(MetricsLog.read(str(logdir))) == _deterministic(reference_run)
     assert len(os.listdir(logdir / "replay" / "seed-0")) == 8
+    assert sorted(int(s) for s in os.listdir(logdir / "checkpoints") if s.isdigit()) == [4, 6, 8]
 
 
 def test_damaged_replay_episode_is_reported_and_the_run_recovers(reference_run, tmp_path):
@@ -209,3 +309,51 @@ def test_disk_full_is_a_clear_error_and_loses_nothing(tmp_path):
     out = _cli(saved, "--episodes", str(steps[-1] + 2))
     assert out.returncode == 0, out.stderr
     assert f"at episode {steps[-1]}" in out.stdout
+
+
+def test_a_checkpoint_whose_arrays_differ_from_its_fingerprint_is_damaged(tmp_path, monkeypatch):
+    """Orbax restores some garbled files silently to other numbers: the fingerprint saved
+    with the arrays is what catches it. Step 4 is saved with a fingerprint off by one."""
+    import planet_jax.checkpoint as checkpoint
+
+    trainer = _trainer(tmp_path / "run", "--episodes", "2")
+    trainer.run()
+    state = trainer.state
+    ckpt = checkpoint.Checkpointer(tmp_path / "ckpts")
+    ckpt.save(2, state, {"n": 2})
+    honest = checkpoint.fingerprint
+    monkeypatch.setattr(checkpoint, "fingerprint", lambda tree: honest(tree).at[3].add(1))
+    ckpt.save(4, state, {"n": 4})
+    monkeypatch.setattr(checkpoint, "fingerprint", honest)
+    restored, meta, step = ckpt.restore(state)
+    assert step == 2 and meta == {"n": 2}
+    assert ckpt.steps() == [2] and any(name.startswith("4.damaged") for name in os.listdir(tmp_path / "ckpts"))
+    for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(state.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    ckpt.close()
+
+
+def test_the_fingerprint_changes_with_any_single_element():
+    from planet_jax.checkpoint import fingerprint
+
+    rng = np.random.default_rng(0)
+    tree = {
+        "f32": rng.normal(size=(7, 5)).astype(np.float32),
+        "i32": rng.integers(-9, 9, 11).astype(np.int32),
+        "u32": rng.integers(0, 2**32, 6, dtype=np.uint32),
+        "bf16": rng.normal(size=9).astype(jax.numpy.bfloat16),
+        "bool": rng.random(8) > 0.5,
+    }
+    base = np.asarray(fingerprint(tree))
+    leaves = sorted(tree)  # jax.tree.leaves orders dict keys
+    for i, name in enumerate(leaves):
+        for index in range(tree[name].size):
+            changed = {k: v.copy() for k, v in tree.items()}
+            flat = changed[name].reshape(-1)
+            flat[index] = ~flat[index] if name == "bool" else flat[index] + 1
+            now = np.asarray(fingerprint(changed))
+            assert now[i] != base[i], (name, index)
+            assert np.array_equal(np.delete(now, i), np.delete(base, i))
+    # Two elements swapped: the weights depend on the position.
+    swapped = dict(tree, f32=tree["f32"].reshape(-1)[::-1].reshape(7, 5).copy())
+    assert np.asarray(fingerprint(swapped))[leaves.index("f32")] != base[leaves.index("f32")]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import platform
 import statistics
 import sys
@@ -38,6 +37,7 @@ if __name__ == "__main__":  # before JAX loads: see planet_jax.hostmem
 import numpy as np
 
 from planet_jax.config import PRESETS  # standard library only
+from planet_jax.logger import write_json  # numpy only
 
 
 @dataclasses.dataclass
@@ -702,8 +702,7 @@ def main(argv=None) -> int:
         _print(found)  # as each case finishes: `all` takes a while
         records += found
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump([r.to_json() for r in records], f, indent=2)
+        write_json(args.json, [r.to_json() for r in records])
         print(f"wrote {args.json}")
     return 0
 

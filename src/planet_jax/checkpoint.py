@@ -6,8 +6,10 @@ the host-side counters (episodes, environment steps, episodes in each replay). I
 number is the number of training episodes done. Saves are synchronous: when `save`
 returns, the checkpoint is complete on disk (orbax writes to a temporary directory and
 renames it when it is finished, so a crash mid-write leaves no half checkpoint under a
-step's name). `restore` falls back from a damaged newest checkpoint to the newest
-intact one, and refuses clearly when none is intact.
+step's name). Orbax does not checksum what it writes (a garbled data file restores
+silently to other numbers), so every checkpoint also records a fingerprint of its arrays
+in the JSON record, and `restore` checks it. `restore` falls back from a damaged newest
+checkpoint to the newest intact one, and refuses clearly when none is intact.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import time
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 from planet_jax import distributed
@@ -37,6 +41,32 @@ def _to_saveable(state: TrainState) -> TrainState:
 
 def _from_saveable(state: TrainState) -> TrainState:
     return state.replace(key=jax.random.wrap_key_data(state.key))
+
+
+class _Mismatch(Exception):
+    """The restored arrays differ from the fingerprint saved with them."""
+
+
+@jax.jit
+def fingerprint(tree) -> jax.Array:
+    """uint32 [leaves]: a position-weighted sum of each array's bits, modulo 2^32.
+
+    Any change of one element changes its leaf's sum (odd weights are invertible modulo
+    2^32); it is a check against damage, not against an adversary. Computed where the
+    arrays are, so a state sharded over devices or processes is never gathered to a host.
+    """
+
+    def leaf(x):
+        x = x.ravel()
+        if x.dtype == jnp.bool_:
+            bits = x.astype(jnp.uint32)
+        else:
+            unsigned = {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32}[x.dtype.itemsize]
+            bits = jax.lax.bitcast_convert_type(x, unsigned).astype(jnp.uint32)
+        weights = jnp.arange(x.size, dtype=jnp.uint32) * jnp.uint32(0x9E3779B1) | jnp.uint32(1)
+        return jnp.sum(bits * weights, dtype=jnp.uint32)
+
+    return jnp.stack([leaf(x) for x in jax.tree.leaves(tree)])
 
 
 class Checkpointer:
@@ -60,10 +90,12 @@ class Checkpointer:
         A failed write (a full disk, say) raises CheckpointError; orbax only renames a
         finished checkpoint into place, so the earlier ones stay intact.
         """
+        saveable = _to_saveable(state)
+        meta = {**meta, "fingerprint": np.asarray(fingerprint(saveable)).tolist()}
         try:
             self._manager.save(
                 step,
-                args=ocp.args.Composite(state=ocp.args.StandardSave(_to_saveable(state)), meta=ocp.args.JsonSave(meta)),
+                args=ocp.args.Composite(state=ocp.args.StandardSave(saveable), meta=ocp.args.JsonSave(meta)),
                 force=True,
             )
             self._manager.wait_until_finished()
@@ -111,15 +143,21 @@ class Checkpointer:
                     s,
                     args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
                 )
-                if accept is not None and not accept(dict(out.meta)):
+                meta = dict(out.meta)
+                saved = meta.pop("fingerprint", None)  # (absent in checkpoints written before it existed)
+                if saved is not None and np.asarray(fingerprint(out.state)).tolist() != saved:
+                    raise _Mismatch("its arrays differ from the fingerprint saved with them")
+                if accept is not None and not accept(meta):
                     raise CheckpointError("it needs episodes that are no longer intact on disk")
                 if errors:
                     log.warning("checkpoint: restored step %d after damaged newer ones: %s", s, "; ".join(errors))
                     self._set_aside([c for c in candidates if c > s])
-                return _from_saveable(out.state), dict(out.meta), s
+                return _from_saveable(out.state), meta, s
             except Exception as exc:  # orbax/tensorstore raise many kinds for damaged files
                 if isinstance(exc, CheckpointError):
                     message = f"step {s} is unusable: {exc}"
+                elif isinstance(exc, _Mismatch):
+                    message = f"step {s} is damaged ({exc})"
                 else:
                     message = f"step {s} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
                 log.warning("checkpoint: %s", message)

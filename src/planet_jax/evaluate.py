@@ -31,7 +31,7 @@ import numpy as np
 from planet_jax import config as C
 from planet_jax import rssm
 from planet_jax.checkpoint import Checkpointer, CheckpointError
-from planet_jax.logger import write_video
+from planet_jax.logger import write_json, write_video
 
 CONTEXT = 5
 
@@ -68,26 +68,35 @@ def load_run(logdir: str, step: int | None):
     return cfg, state, step
 
 
-def openloop_video(cfg, params, episode: dict, key: jax.Array, steps: int) -> np.ndarray:
-    """[T, 64, 3*64, 3] uint8 frames: truth | prediction | error for one episode."""
+def openloop_video(cfg, params, obs: np.ndarray, actions: np.ndarray, key: jax.Array, steps: int) -> np.ndarray:
+    """Truth | prediction | error frames of one pixel episode: uint8 [T', 64, 3*64, 3].
+
+    obs: [T, 64, 64, 3] uint8 the episode's frames o_0..o_{T-1}; actions: [T, A] with
+    actions[t] = a_{t-1} (the replay convention, actions[0] = 0). The first CONTEXT
+    predictions are posterior reconstructions from o_0..o_4, the next `steps` are the
+    prior alone under the real actions a_4, a_5, ...; T' = min(CONTEXT + steps, T).
+    """
     from planet_jax.networks import Modules
     from planet_jax.preprocess import postprocess, prepare_obs
 
+    if obs.shape[0] != actions.shape[0]:
+        raise ValueError(f"obs and actions must have the same length, got {obs.shape[0]} and {actions.shape[0]}.")
     mods = Modules(cfg)
-    total = min(CONTEXT + steps, len(episode["reward"]))
-    obs = jnp.asarray(episode["obs"][None, :total])
-    actions = jnp.asarray(episode["action"][None, :total])
+    total = min(CONTEXT + steps, obs.shape[0])
+    context = min(CONTEXT, total)
     k_pre, k_obs, k_img = jax.random.split(key, 3)
-    x = prepare_obs(obs, k_pre, pixels=True, bits=cfg.env.image_bits)
-    embeds = mods.encoder.apply({"params": params["encoder"]}, x[:, :CONTEXT])
-    posts, _ = rssm.observe(params["cell"], embeds, actions[:, :CONTEXT], k_obs, cfg=cfg)
-    last = jax.tree.map(lambda a: a[:, -1], posts)
-    priors = rssm.imagine(params["cell"], last, actions[:, CONTEXT:], k_img, cfg=cfg)
-    features = jnp.concatenate([posts.features, priors.features], 1)
-    pred = postprocess(mods.decoder.apply({"params": params["decoder"]}, features), cfg.env.image_bits)[0]
-    truth = episode["obs"][:total]
-    error = np.abs(truth.astype(np.int16) - np.asarray(pred).astype(np.int16)).astype(np.uint8)
-    return np.concatenate([truth, np.asarray(pred), error], axis=2)
+    x = prepare_obs(jnp.asarray(obs[None, :context]), k_pre, pixels=True, bits=cfg.env.image_bits)
+    embeds = mods.encoder.apply({"params": params["encoder"]}, x)
+    posts, _ = rssm.observe(params["cell"], embeds, jnp.asarray(actions[None, :context]), k_obs, cfg=cfg)
+    features = posts.features
+    if total > context:
+        last = jax.tree.map(lambda a: a[:, -1], posts)
+        priors = rssm.imagine(params["cell"], last, jnp.asarray(actions[None, context:total]), k_img, cfg=cfg)
+        features = jnp.concatenate([features, priors.features], 1)
+    pred = np.asarray(postprocess(mods.decoder.apply({"params": params["decoder"]}, features), cfg.env.image_bits)[0])
+    truth = obs[:total]
+    error = np.abs(truth.astype(np.int16) - pred.astype(np.int16)).astype(np.uint8)
+    return np.concatenate([truth, pred, error], axis=2)
 
 
 def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | None, videos: int, openloop_steps: int):
@@ -111,15 +120,16 @@ def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | Non
         prev = jnp.zeros((episodes, cfg.action_size))
         key = jax.random.fold_in(jax.random.key(seed), 5)
         frames = [[envs.envs[j].render(64)] for j in range(min(videos, episodes))]
-        traj = {"obs": [obs], "action": [np.zeros((episodes, cfg.action_size), np.float32)], "reward": []}
+        # Episode 0's frames and the actions that led to them, for openloop.mp4 (a_{-1} = 0).
+        traj = {"obs": [obs[0]], "action": [np.zeros(cfg.action_size, np.float32)]}
         returns = np.zeros(episodes)
         for t in range(envs.episode_length):
             action, belief = act_jit(params, belief, prev, jnp.asarray(obs), _fold_in(key, t), cfg=cfg, explore=False)
             prev = action
             obs, reward, done = envs.step(np.asarray(action))
             returns += reward
-            traj["obs"].append(obs)
-            traj["action"].append(np.asarray(action))
+            traj["obs"].append(obs[0])
+            traj["action"].append(np.asarray(action[0]))
             for j, f in enumerate(frames):
                 f.append(envs.envs[j].render(64))
             if done.all():
@@ -130,8 +140,8 @@ def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | Non
         for j, f in enumerate(frames):
             write_video(os.path.join(out, f"episode-{j}.mp4"), np.stack(f))
         if cfg.env.obs == "pixels":
-            episode = {"obs": np.stack(traj["obs"], 1)[0], "action": np.stack(traj["action"], 1)[0], "reward": returns}
-            video = openloop_video(cfg, params, episode, jax.random.key(0), openloop_steps)
+            obs0, actions0 = np.stack(traj["obs"]), np.stack(traj["action"])
+            video = openloop_video(cfg, params, obs0, actions0, jax.random.key(0), openloop_steps)
             write_video(os.path.join(out, "openloop.mp4"), video, fps=10, scale=3)
         record = {
             "step": step,
@@ -141,8 +151,7 @@ def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | Non
             "std": float(returns.std()),
             "returns": returns.tolist(),
         }
-        with open(os.path.join(out, "returns.json"), "w") as f:
-            json.dump(record, f, indent=2)
+        write_json(os.path.join(out, "returns.json"), record)
         print(
             f"seed {seed} step {step}: return {record['mean']:.1f} +- {record['std']:.1f} (std over {episodes} episodes)"
             f"\n  returns {np.round(returns, 1).tolist()}\n  written to {out}",

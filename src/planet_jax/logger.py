@@ -83,6 +83,15 @@ class MetricsLog:
         os.replace(tmp, path)
 
 
+def write_json(path: str, obj) -> None:
+    """Write `obj` as indented JSON to a temporary name, then rename: a reader (or a crash)
+    never sees a half-written file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
 def _plain(value):
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
@@ -161,7 +170,9 @@ def write_video(path: str, frames: np.ndarray, fps: int = 20, scale: int = 2) ->
     frames = np.asarray(frames, np.uint8)
     if importlib.util.find_spec("imageio_ffmpeg") is None:
         fallback = os.path.splitext(path)[0] + ".npz"
-        np.savez_compressed(fallback, frames=frames, fps=fps)
+        with open(fallback + ".tmp", "wb") as f:
+            np.savez_compressed(f, frames=frames, fps=fps)
+        os.replace(fallback + ".tmp", fallback)
         warnings.warn(
             f"imageio-ffmpeg is not installed, so no MP4: the frames of {os.path.basename(path)} are in {fallback} "
             "(`pip install imageio-ffmpeg` for videos)",
@@ -178,9 +189,12 @@ def write_video(path: str, frames: np.ndarray, fps: int = 20, scale: int = 2) ->
         # imageio-ffmpeg starts ffmpeg with fork; the child only execs ffmpeg, so the
         # "fork in a multithreaded process" warning does not apply.
         warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+        root, ext = os.path.splitext(path)
+        tmp = f"{root}.tmp{ext}"  # renamed when complete, like every file a run writes
         with imageio.get_writer(
-            path, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, quality=8
+            tmp, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, quality=8
         ) as writer:
             for frame in frames:
                 writer.append_data(frame)
+        os.replace(tmp, path)
     return path

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import functools
 import json
 import logging
@@ -41,7 +42,7 @@ import numpy as np
 from planet_jax import compiler, distributed, rssm
 from planet_jax import config as C
 from planet_jax.config import Config, ConfigError
-from planet_jax.logger import MetricsLog, mean_and_stderr, plot_curves
+from planet_jax.logger import MetricsLog, mean_and_stderr, plot_curves, write_json
 
 log = logging.getLogger("planet_jax")
 
@@ -148,6 +149,31 @@ def fail(message: str, code: int = 2):
 RESUMABLE_CHANGES = ("episodes",)
 
 
+def check_logdir(logdir: str) -> None:
+    """Create the run directory and prove it writable, or raise RunDirError in one sentence.
+
+    Runs before anything is compiled, so that a path under a file, a read-only filesystem
+    or a directory without permission costs the user no wait and no traceback.
+    """
+    reasons = {
+        errno.ENOTDIR: "a part of the path is a regular file, not a directory",
+        errno.EEXIST: "it is a regular file, not a directory",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "the filesystem is read-only",
+        errno.ENOSPC: "the disk is full",
+    }
+    probe = os.path.join(logdir, f".write-test-{os.getpid()}")
+    try:
+        os.makedirs(logdir, exist_ok=True)
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as exc:
+        reason = reasons.get(exc.errno, exc.strerror or str(exc))
+        raise RunDirError(f"--logdir {logdir} cannot be used as a run directory: {reason}.") from None
+
+
 def prepare_logdir(cfg: Config, logdir: str) -> None:
     """Create the run directory, or check that it holds the same config (else refuse).
 
@@ -167,10 +193,7 @@ def prepare_logdir(cfg: Config, logdir: str) -> None:
             )
         if saved == cfg:
             return
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(C.to_dict(cfg), f, indent=2)
-    os.replace(tmp, path)
+    write_json(path, C.to_dict(cfg))
 
 
 # ----------------------------------------------------------------------------------------
@@ -398,15 +421,13 @@ class Trainer:
 
         replay_dirs = [os.path.join(logdir, "replay", C.row_name(cfg, r)) for r in self.mine]
         if self.sweep and self.primary:
-            with open(os.path.join(logdir, "rows.json"), "w") as f:
-                json.dump(
-                    [
-                        {"row": r, "name": C.row_name(cfg, r), "seed": seed, **hyper}
-                        for r, (seed, hyper) in enumerate(self.rows)
-                    ],
-                    f,
-                    indent=2,
-                )
+            write_json(
+                os.path.join(logdir, "rows.json"),
+                [
+                    {"row": r, "name": C.row_name(cfg, r), "seed": seed, **hyper}
+                    for r, (seed, hyper) in enumerate(self.rows)
+                ],
+            )
         # Every intact episode on disk; a damaged file ends its seed's list (and is set aside).
         self.replays = [Replay.load(d) for d in replay_dirs]
         intact = distributed.gather(np.array([len(r) for r in self.replays])).tolist()  # of every agent
@@ -497,8 +518,13 @@ class Trainer:
         elapsed = time.perf_counter() - start
         finite = metrics.pop("finite")  # [N, C]
         skipped = metrics.pop("skipped").sum(1)
-        # Means over the finite steps (all of them unless skip_nonfinite dropped some).
-        out = {k: np.where(finite, v, 0).sum(1) / np.maximum(finite.sum(1), 1) for k, v in metrics.items()}  # [N]
+        # Means over the finite steps (all of them unless skip_nonfinite dropped some); NaN
+        # for an agent whose every step was skipped, which has no loss to report.
+        kept = finite.sum(1)
+        out = {
+            k: np.where(kept > 0, np.where(finite, v, 0).sum(1) / np.maximum(kept, 1), np.nan)
+            for k, v in metrics.items()
+        }  # [N]
         out["skipped_updates"] = skipped
         out["update_seconds"] = np.full(len(self.seeds), elapsed)
         self.last["updates_per_s"] = t.train_steps / elapsed
@@ -698,8 +724,7 @@ class Trainer:
             "matmul_precision": compiler.resolved_precision(self.cfg),
             "seconds_this_session": time.time() - run_start,
         }
-        with open(os.path.join(self.logdir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+        write_json(os.path.join(self.logdir, "summary.json"), summary)
         what = "interrupted" if interrupted else "done"
         print(
             f"{what}: {self.episodes} episodes, {self.env_steps} env steps; last test return "
@@ -737,6 +762,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fresh and distributed.is_primary():
         print(f"starting a new run in {args.logdir}", flush=True)
     try:
+        check_logdir(args.logdir)
         trainer = Trainer(cfg, args.logdir, progress=args.progress)
     except (RunDirError, ConfigError) as exc:
         fail(str(exc))
