@@ -143,7 +143,7 @@ def test_evaluate_restores_and_writes_returns_and_videos(tmp_path):
 def test_unknown_preset_task_and_bad_override_exit_2_before_anything(tmp_path):
     logdir = tmp_path / "never"
     for args, message in (
-        (["--preset", "huge"], "invalid choice: 'huge'"),
+        (["--preset", "huge"], "--preset must be one of paper, small, debug, got 'huge'"),
         (["--task", "pong"], "unknown task 'pong'"),
         (["--num-elites", "2000"], "num_elites must be at most num_candidates (1000)"),
         (["--learning-rate", "fast"], "--learning-rate"),

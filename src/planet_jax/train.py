@@ -23,12 +23,13 @@ import errno
 import functools
 import json
 import logging
+import math
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from planet_jax import hostmem  # standard library only
 
@@ -108,11 +109,109 @@ class TrainArgs:
     """With --distributed: this process's index, 0 first (default: $JAX_PROCESS_ID or cluster detection)."""
 
 
+# Lower bounds of the command's own integer fields (config fields are checked by C.validate).
+_ARG_BOUNDS = {"num_processes": 0, "process_id": -1}
+
+
+def _flag_kinds() -> dict[str, tuple[str, Any]]:
+    """`--flag-name` -> (field name, its annotation) for every field the command takes."""
+    import typing
+
+    kinds: dict[str, tuple[str, Any]] = {}
+    groups = [TrainArgs] + [f.default_factory for f in dataclasses.fields(Config)]  # type: ignore[misc]
+    for cls in groups:
+        for name, annotation in typing.get_type_hints(cls).items():
+            if name != "config":
+                kinds["--" + name.replace("_", "-")] = (name, annotation)
+    return kinds
+
+
+def check_argv(argv: Sequence[str]) -> None:
+    """Refuse, in one sentence naming the flag and what it accepts, any value of the wrong
+    type or kind, and any unknown option, before tyro (whose errors are boxed, several
+    lines) or anything else sees the command line. Ranges are `config.validate`'s."""
+    import typing
+
+    if any(a in ("-h", "--help") for a in argv):
+        return
+    kinds = _flag_kinds()
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if not token.startswith("--"):
+            raise ConfigError(f"unexpected argument {token!r}: every value follows its --flag (see --help).")
+        flag, has_value, inline = token.partition("=")
+        if flag.startswith("--no-") and "--" + flag[5:] in kinds and kinds["--" + flag[5:]][1] is bool:
+            if has_value:
+                raise ConfigError(f"{flag} takes no value, got {inline!r}.")
+            continue
+        if flag not in kinds:
+            raise ConfigError(f"unknown option {flag}: see --help for the options.")
+        name, kind = kinds[flag]
+        if kind is bool:
+            if has_value or (i < len(argv) and not argv[i].startswith("--")):
+                given = inline if has_value else argv[i]
+                raise ConfigError(
+                    f"{flag} is a switch: give {flag} or --no-{flag[2:]}, without a value (got {given!r})."
+                )
+            continue
+        if typing.get_origin(kind) is tuple:  # --sweep V1 V2 ...: every token up to the next flag
+            while i < len(argv) and not argv[i].startswith("--"):
+                i += 1
+            continue
+        if has_value:
+            raw = inline
+        elif i < len(argv) and not (argv[i].startswith("--") and not _is_number(argv[i])):
+            raw = argv[i]
+            i += 1
+        else:
+            raise ConfigError(f"{flag} needs a value ({_accepts(kind)}).")
+        if typing.get_origin(kind) is Literal:
+            choices = typing.get_args(kind)
+            if raw not in choices:
+                raise ConfigError(f"{flag} must be one of {', '.join(choices)}, got {raw!r}.")
+        elif kind is int:
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"{flag} expects an integer, got {raw!r}.") from None
+            if name in _ARG_BOUNDS and value < _ARG_BOUNDS[name]:
+                raise ConfigError(f"{flag} must be an integer >= {_ARG_BOUNDS[name]}, got {value}.")
+        elif kind is float:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{flag} expects a number, got {raw!r}.") from None
+            if not math.isfinite(value):
+                raise ConfigError(f"{flag} expects a finite number, got {raw!r}.")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _accepts(kind) -> str:
+    import typing
+
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(typing.get_args(kind))
+    return {int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))
+
+
 def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m planet_jax.train") -> TrainArgs:
     """Parse `--preset` first (it sets the defaults), then every config field by name."""
     import tyro
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        check_argv(argv)
+    except ConfigError as exc:
+        fail(str(exc))
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", choices=C.PRESETS, default="paper")
     known, _ = pre.parse_known_args(argv)
