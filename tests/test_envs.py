@@ -131,3 +131,35 @@ def test_mujoco_gl_defaults_to_egl():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "egl"
+
+
+@pytest.mark.parametrize("task, steps", [("cheetah-run", 30), ("walker-walk", 21)])
+def test_actions_are_clipped_and_repeated_as_on_the_raw_suite(task, steps):
+    """Non-zero actions (some outside [-1, 1]) against dm_control stepped by hand: each action
+    clipped to the spec, applied R times, rewards summed; the episode's last agent step is
+    cut short when R does not divide `episode_steps` (21 = 10 x 2 + 1 for walker)."""
+    from dm_control import suite
+
+    from planet_jax.config import TASKS
+
+    domain, name, repeat = TASKS[task]
+    env = ControlEnv(task, 3, obs="state", episode_steps=steps)
+    raw = suite.load(domain, name, task_kwargs={"random": 3})
+    rng = np.random.default_rng(0)
+    flat = lambda ts: np.concatenate([np.asarray(v, np.float32).ravel() for v in ts.observation.values()])  # noqa: E731
+    np.testing.assert_array_equal(env.reset(), flat(raw.reset()))
+    done, agent_steps, sim_steps, total = False, 0, 0, 0.0
+    while not done:
+        action = rng.uniform(-1.5, 1.5, env.action_size)
+        obs, reward, done = env.step(action)
+        want = 0.0
+        for _ in range(min(repeat, steps - sim_steps)):
+            time_step = raw.step(np.clip(action, -1, 1))
+            want += time_step.reward
+            sim_steps += 1
+        agent_steps += 1
+        np.testing.assert_array_equal(obs, flat(time_step))
+        assert reward == pytest.approx(want, abs=1e-12)
+        total += want
+    assert total != 0.0
+    assert agent_steps == env.episode_length == -(-steps // repeat) and sim_steps == steps

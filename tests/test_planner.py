@@ -202,3 +202,35 @@ def test_env_axis_is_resolved_for_the_backend_and_checked():
     assert C.resolve_axis("map", "gpu") == "map" and C.resolve_axis("vmap", "cpu") == "vmap"
     with pytest.raises(C.ConfigError, match="env_axis must be one of auto, vmap, map, got 'loop'"):
         C.validate(C.replace(cfg, env_axis="loop"))
+
+
+def test_plan_returns_the_first_action_of_the_final_cem_mean(monkeypatch):
+    """With a score whose optimum differs at every step, `plan` returns the first step's
+    optimum; and it is exactly step 0 of a plain-loop CEM (no scan) on the same draws."""
+    import planet_jax.planner as planner
+    from planet_jax import rng as prng
+
+    cfg = C.validate(C.replace(tiny_config(), horizon=H, num_iterations=8, num_candidates=400, num_elites=40))
+    target = np.random.default_rng(1).uniform(-0.8, 0.8, (H, cfg.action_size)).astype(np.float32)
+    target[0], target[1], target[-1] = 0.6, -0.6, -0.2  # the first step's optimum is its own
+    target = jnp.asarray(target)
+
+    def score(params, belief, actions, key, cfg):
+        return -jnp.sum((actions - target) ** 2, axis=(1, 2))
+
+    monkeypatch.setattr(planner, "score_sequences", score)
+    key = jax.random.key(3)
+    action = plan(None, None, key, cfg=cfg)
+    assert action.shape == (cfg.action_size,)
+    np.testing.assert_allclose(action, target[0], atol=0.05)
+
+    p = cfg.planner
+    mean, std = np.zeros((H, cfg.action_size), np.float32), np.ones((H, cfg.action_size), np.float32)
+    for k in jax.random.split(key, p.num_iterations):
+        k_sample, _ = jax.random.split(k)
+        noise = np.asarray(prng.normal(k_sample, (p.num_candidates, H, cfg.action_size), jnp.float32))
+        candidates = np.clip(mean + std * noise, -1.0, 1.0)
+        returns = -np.sum((candidates - np.asarray(target)) ** 2, axis=(1, 2))
+        elites = candidates[np.argsort(-returns, kind="stable")[: p.num_elites]]
+        mean, std = elites.mean(0), np.sqrt(elites.var(0) + 1e-6)
+    np.testing.assert_allclose(action, mean[0], atol=1e-5)
