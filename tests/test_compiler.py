@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from helpers import random_batch, tiny_config
 from planet_jax import compiler, rssm
@@ -26,6 +27,7 @@ def _act_inputs(cfg, n=2):
     return belief, jnp.full((n, cfg.action_size), 0.2), jnp.asarray(obs), jax.random.key(1)
 
 
+@pytest.mark.compiled_text
 def test_act_without_library_dots_plans_what_the_default_compilation_plans():
     cfg = tiny_config()
     params = init_params(jax.random.key(0), cfg)
@@ -40,6 +42,7 @@ def test_act_without_library_dots_plans_what_the_default_compilation_plans():
     np.testing.assert_allclose(got_belief.deter, want_belief.deter, atol=2e-5)
 
 
+@pytest.mark.compiled_text
 def test_training_acts_without_library_dots_and_updates_with_the_defaults():
     from planet_jax import train
 
@@ -56,6 +59,7 @@ def test_training_acts_without_library_dots_and_updates_with_the_defaults():
     assert YNN in update_fn.lower(state, batches).compile().as_text()
 
 
+@pytest.mark.compiled_text
 def test_matmul_precision_reaches_the_update_and_the_planner():
     """`matmul_precision=float32` puts HIGHEST on every product of the loss and of `act`;
     `default` leaves JAX's default (none named), and the record says what each resolves to."""

@@ -155,6 +155,7 @@ def _cuda_text(fn, *args):
         return jax.jit(fn).trace(*args).lower(lowering_platforms=("cuda",)).as_text()
 
 
+@pytest.mark.compiled_text
 def test_batched_act_with_the_kernel_lowers_to_one_triton_call_for_cuda():
     # The GPU defaults (vmap over environments, reward after the rollout) at pixel debug sizes.
     cfg = tiny_config(obs="pixels", rollout_kernel="pallas")
@@ -173,6 +174,7 @@ def test_batched_act_with_the_kernel_lowers_to_one_triton_call_for_cuda():
     assert "grid_y = 3" in text
 
 
+@pytest.mark.compiled_text
 def test_paper_size_rollout_lowers_for_cuda():
     cfg = C.replace(C.preset("paper"), obs="state")  # the same cell; a pixel model takes 26 s to initialise here
     cell = init_params(jax.random.key(0), cfg)["cell"]
@@ -191,6 +193,7 @@ def test_paper_size_rollout_lowers_for_cuda():
     assert "tensor<13x1008x224xf32>" in text
 
 
+@pytest.mark.compiled_text
 @pytest.mark.parametrize("deter, hidden", [(32, 32), (32, 64)])
 def test_every_loop_of_the_kernel_keeps_two_trips(deter, hidden):
     # Triton folds a one-trip loop away. At deter = hidden = rows = 32 that left the step loop

@@ -82,6 +82,7 @@ def test_other_keys_are_left_alone():
     np.testing.assert_array_equal(rng.normal(rbg, (4,)), jax.random.normal(rbg, (4,)))
 
 
+@pytest.mark.compiled_text
 def test_on_cpu_the_draw_has_no_loop():
     """The point of the module: JAX's CPU lowering of the hash is a while loop, ours is not."""
     if jax.default_backend() != "cpu":

@@ -212,3 +212,44 @@ def test_acting_keys_are_folded_in_one_compiled_call():
         expected = np.stack([jax.random.key_data(jax.random.fold_in(k, t)) for k in keys])
         np.testing.assert_array_equal(jax.random.key_data(fold_in_keys(keys, t)), expected)
     assert fold_in_keys._cache_size() == compiled  # t is traced: no compilation per step
+
+
+def _tensorboard_scalars(directory):
+    """{tag: {step: value}} read back from the event files (TFRecord framing, Event protos)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars: dict = {}
+    for name in sorted(os.listdir(directory)):
+        data = open(os.path.join(directory, name), "rb").read()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset : offset + 8])
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 12 + length + 4  # length, its crc, the record, its crc
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+    return scalars
+
+
+def test_tensorboard_and_curve_hold_the_metrics(finished_run):
+    """The artifacts are read back, not only found: TensorBoard has every test return and
+    update loss of metrics.jsonl at its episode, and curve.png is a drawn 1100x400 image."""
+    from PIL import Image
+
+    scalars = _tensorboard_scalars(os.path.join(finished_run, "tensorboard"))
+    records = MetricsLog.read(finished_run)
+    tests = [r for r in records if r["kind"] == "test"]
+    updates = [r for r in records if r["kind"] == "update"]
+    assert {r["episode"]: pytest.approx(r["return"], rel=1e-6) for r in tests} == scalars["test/seed0/return"]
+    assert {r["episode"]: pytest.approx(r["loss"], rel=1e-6) for r in updates} == scalars["update/seed0/loss"]
+    image = np.asarray(Image.open(os.path.join(finished_run, "curve.png")).convert("L"))
+    assert image.shape == (400, 1100)
+    assert (image < 128).mean() > 0.005  # axes, lines and text, not a blank canvas
+
+
+def test_only_the_newest_checkpoints_are_kept(tmp_path):
+    logdir = tmp_path / "keep"
+    assert train_main([*TINY, "--keep-checkpoints", "2", "--logdir", str(logdir)]) == 0
+    assert sorted(int(s) for s in os.listdir(logdir / "checkpoints") if s.isdigit()) == [4, 6]
