@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -55,6 +56,75 @@ def test_learning_rate_sweep_equals_separate_runs(tmp_path):
     assert _agent(sweep, learning_rate=3e-4) == _agent(single)
     losses = [[r["loss"] for r in sweep if r["kind"] == "update" and r["learning_rate"] == lr] for lr in (1e-3, 3e-4)]
     assert losses[0] != losses[1]
+
+
+# Every sweepable field but the learning rate (tested above), as a one-row sweep: each value
+# must reach the computation through the row's hyperparameters exactly as the same value
+# given as a flag does; a field read from the static config instead would keep its default.
+OTHER_SWEEPABLE = {
+    "adam_eps": "1e-2",
+    "grad_clip": "0.5",
+    "free_nats": "1",
+    "image_scale": "0.5",
+    "reward_scale": "3",
+    "kl_scale": "0.7",
+    "overshooting_kl_scale": "0.5",
+    "exploration_noise": "0.1",
+}
+
+
+def test_every_other_sweepable_field_reaches_the_computation(tmp_path):
+    assert set(OTHER_SWEEPABLE) == set(C.SWEEPABLE) - {"learning_rate"}
+    common = ("--overshooting-distance", "3")  # so that overshooting_kl_scale counts
+    swept = _run(tmp_path / "sweep", *common, "--sweep", *(f"{k}={v}" for k, v in OTHER_SWEEPABLE.items()))
+    flags = [x for k, v in OTHER_SWEEPABLE.items() for x in (f"--{k.replace('_', '-')}", v)]
+    single = _run(tmp_path / "flags", *common, *flags)
+    default = _run(tmp_path / "default", *common)
+    strip = lambda records: [{k: v for k, v in r.items() if k not in OTHER_SWEEPABLE} for r in _agent(records)]  # noqa: E731
+    assert strip(swept) == strip(single)
+    assert strip(swept) != strip(default)
+
+
+def test_agent_axis_vmap_trains_on_cpu_as_map_does(tmp_path):
+    """The GPU default, batched agents, run on a CPU: the same run as one agent after another
+    up to float32 rounding (the batched kernels sum in another order)."""
+    mapped = _run(tmp_path / "map", "--num-seeds", "2", "--agent-axis", "map")
+    vmapped = _run(tmp_path / "vmap", "--num-seeds", "2", "--agent-axis", "vmap")
+    _assert_same_run(vmapped, mapped)
+
+
+def test_several_environments_per_seed(tmp_path):
+    """--envs-per-seed 2: each cycle collects two distinct episodes per agent, counted as two."""
+    from planet_jax.replay import Replay
+
+    records = _run(tmp_path / "two", "--envs-per-seed", "2", "--episodes", "4", "--num-seeds", "2")
+    trains = [r for r in records if r["kind"] == "train_episode" and r["seed"] == 1]
+    assert [(r["episode"], r["env_steps"]) for r in trains] == [(2, 400), (4, 800)]
+    assert [r["episode"] for r in records if r["kind"] == "update" and r["seed"] == 1] == [4]
+    for seed in (0, 1):
+        replay = Replay.load(tmp_path / "two" / "replay" / f"seed-{seed}")
+        assert len(replay) == 4
+        third, fourth = replay.episodes[2], replay.episodes[3]  # the two planned ones
+        assert not np.array_equal(third["obs"], fourth["obs"])
+        assert not np.array_equal(third["action"], fourth["action"])
+
+
+def test_sweep_rows_json_and_evaluating_one_row(tmp_path):
+    import json
+
+    from planet_jax.evaluate import main as evaluate_main
+
+    logdir = tmp_path / "sweep"
+    _run(logdir, "--sweep", "learning_rate=1e-3,3e-4")
+    rows = json.load(open(logdir / "rows.json"))
+    names = ["learning_rate=0.001-seed-0", "learning_rate=0.0003-seed-0"]
+    assert [r["name"] for r in rows] == names and [r["learning_rate"] for r in rows] == [1e-3, 3e-4]
+    assert [r["row"] for r in rows] == [0, 1] and {r["seed"] for r in rows} == {0}
+    assert evaluate_main(["--logdir", str(logdir), "--episodes", "1", "--seed-index", "1", "--videos", "0"]) == 0
+    assert os.listdir(logdir / "eval" / "step-3") == [names[1]]
+    result = json.load(open(logdir / "eval" / "step-3" / names[1] / "returns.json"))
+    assert result["step"] == 3 and len(result["returns"]) == 1
+    assert evaluate_main(["--logdir", str(logdir), "--seed-index", "2"]) == 2  # only rows 0 and 1
 
 
 def test_sweep_rows_and_validation():
@@ -116,6 +186,11 @@ def test_agents_sharded_over_devices_and_processes_equal_one_device(tmp_path):
 
     _, state, step = load_run(str(tmp_path / "dist"), None)
     assert step == 3 and state.step.tolist() == [10] * 4
+    # Agent by agent, the same parameters as the one-process run: agents permuted between
+    # the processes (or devices) would fail here.
+    _, reference, _ = load_run(str(tmp_path / "one"), None)
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(reference.params), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 
 def test_agent_count_that_does_not_divide_the_devices_is_handled(tmp_path):
