@@ -41,6 +41,8 @@ def _bad_values(name, kind):
         return [("fast", "expects a number"), ("inf", "expects a finite number"), ("-1", "must be a number")]
     if name == "task":
         return [("pong", "unknown task 'pong'")]
+    if name == "env_module":
+        return [("no_such_module_xyz", "could not be imported")]
     return []  # free-form strings (logdir, coordinator address)
 
 

@@ -18,37 +18,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-# Paper tasks: name -> (dm_control domain, dm_control task, action repeat R).
-TASKS: dict[str, tuple[str, str, int]] = {
-    "cartpole-swingup": ("cartpole", "swingup", 8),
-    "cartpole-balance": ("cartpole", "balance", 8),
-    "reacher-easy": ("reacher", "easy", 4),
-    "cheetah-run": ("cheetah", "run", 4),
-    "finger-spin": ("finger", "spin", 2),
-    "cup-catch": ("ball_in_cup", "catch", 4),
-    "walker-walk": ("walker", "walk", 2),
-}
+from planet_jax import tasks as _tasks
+from planet_jax.tasks import PAPER_ACTION_SIZES, PAPER_STATE_SIZES, PAPER_TASKS
 
-# Action and state-vector sizes per task, so that every array shape follows from the config
-# (tests/test_envs.py checks them against dm_control).
-ACTION_SIZES: dict[str, int] = {
-    "cartpole-swingup": 1,
-    "cartpole-balance": 1,
-    "reacher-easy": 2,
-    "cheetah-run": 6,
-    "finger-spin": 2,
-    "cup-catch": 2,
-    "walker-walk": 6,
-}
-STATE_SIZES: dict[str, int] = {
-    "cartpole-swingup": 5,
-    "cartpole-balance": 5,
-    "reacher-easy": 6,
-    "cheetah-run": 17,
-    "finger-spin": 9,
-    "cup-catch": 8,
-    "walker-walk": 24,
-}
+# The paper's seven tasks (name -> (domain, task, action repeat)) and their sizes; any other
+# Control Suite, Gymnasium or registered task is resolved by `planet_jax.tasks`.
+TASKS = PAPER_TASKS
+ACTION_SIZES = PAPER_ACTION_SIZES
+STATE_SIZES = PAPER_STATE_SIZES
 
 # Published PlaNet test returns (camera-ready Table 1, 1000 episodes) and at about 100
 # episodes (100k environment steps, as reported in later papers). cartpole-balance has
@@ -96,11 +73,11 @@ class EnvConfig:
     """The control-suite environment."""
 
     task: str = "cheetah-run"
-    """Paper task name, one of `TASKS`."""
+    """A Control Suite task as DOMAIN-TASK (the paper's seven, or any other: hopper-hop, ...), gym:ENV_ID for a Gymnasium environment with continuous actions, or a name registered with planet_jax.envs.register."""
     obs: Literal["pixels", "state"] = "pixels"
     """`pixels`: 64x64x3 uint8 frames from camera 0; `state`: the flattened dm_control observation."""
     action_repeat: int = 0
-    """Simulator steps per agent step; 0 selects the paper's value for the task."""
+    """Simulator steps per agent step; 0 selects the task's default (the paper's for its seven tasks, 2 for any other)."""
     episode_steps: int = 1000
     """Simulator steps per episode (the suite's 1000 in the paper)."""
     image_size: int = 64
@@ -109,6 +86,10 @@ class EnvConfig:
     """Bit depth that frames are quantised to before the model sees them."""
     envs_per_seed: int = 1
     """Environments stepped together for each seed during data collection."""
+    camera: int = 0
+    """Control Suite camera the frames are rendered from (0 as in the paper; quadruped: 2, see README)."""
+    env_module: str = ""
+    """Python module imported before the task is looked up, for tasks it registers with planet_jax.envs.register."""
 
 
 @dataclass(frozen=True)
@@ -254,8 +235,14 @@ class Config:
 
     # Derived values, so that callers never recompute them differently.
     @property
+    def task_spec(self) -> _tasks.TaskSpec:
+        """Sizes and defaults of the task (`planet_jax.tasks.spec`)."""
+        _tasks.import_env_module(self.env.env_module)
+        return _tasks.spec(self.env.task)
+
+    @property
     def action_repeat(self) -> int:
-        return self.env.action_repeat or TASKS[self.env.task][2]
+        return self.env.action_repeat or self.task_spec.action_repeat
 
     @property
     def episode_length(self) -> int:
@@ -264,14 +251,14 @@ class Config:
 
     @property
     def action_size(self) -> int:
-        return ACTION_SIZES[self.env.task]
+        return self.task_spec.action_size
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
         """(64, 64, 3) uint8 frames, or (D,) float32 states."""
         if self.env.obs == "pixels":
             return (self.env.image_size, self.env.image_size, 3)
-        return (STATE_SIZES[self.env.task],)
+        return (self.task_spec.state_size,)
 
     @property
     def deter_size(self) -> int:
@@ -363,8 +350,7 @@ def preset(name: str, task: str = "cheetah-run") -> Config:
     presets = {"paper": paper, "small": small, "debug": debug}
     if name not in presets:
         raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}.")
-    if task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+    _tasks.check(task)
     return presets[name](task)
 
 
@@ -529,6 +515,7 @@ _CHOICES = {
 # Fields that may be zero (all other integer and float fields must be positive).
 _NON_NEGATIVE = {
     "action_repeat",
+    "camera",
     "rollout_unroll",
     "overshooting_distance",
     "overshooting_kl_scale",
@@ -561,8 +548,19 @@ def validate(cfg: Config) -> Config:
                 raise ConfigError(f"{name} must be a {expected.__name__}, got {value!r}.")
             continue
         if name == "task":
-            if value not in TASKS:
-                raise ConfigError(f"unknown task {value!r}: choose one of {', '.join(TASKS)}.")
+            try:
+                _tasks.import_env_module(cfg.env.env_module)
+            except _tasks.TaskError as exc:
+                raise ConfigError(str(exc)) from None
+            found = _tasks.check(value)
+            if cfg.env.obs == "state" and not found.state_size:
+                raise ConfigError(f"task {value!r} has no flat state observation: use --obs pixels.")
+            if cfg.env.obs == "pixels" and not found.pixels:
+                raise ConfigError(f"task {value!r} does not render frames: use --obs state.")
+            continue
+        if expected is str:
+            if not isinstance(value, str):
+                raise ConfigError(f"{name} must be a string, got {value!r}.")
             continue
         if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"{name} must be an integer, got {value!r}.")

@@ -122,14 +122,16 @@ def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | Non
         frames = [[envs.envs[j].render(64)] for j in range(min(videos, episodes))]
         # Episode 0's frames and the actions that led to them, for openloop.mp4 (a_{-1} = 0).
         traj = {"obs": [obs[0]], "action": [np.zeros(cfg.action_size, np.float32)]}
-        returns = np.zeros(episodes)
+        returns, filming = np.zeros(episodes), True
         for t in range(envs.episode_length):
             action, belief = act_jit(params, belief, prev, jnp.asarray(obs), _fold_in(key, t), cfg=cfg, explore=False)
             prev = action
             obs, reward, done = envs.step(np.asarray(action))
-            returns += reward
-            traj["obs"].append(obs[0])
-            traj["action"].append(np.asarray(action[0]))
+            returns += reward  # 0 from an environment whose episode has ended
+            if filming:  # episode 0 up to its own end
+                traj["obs"].append(obs[0])
+                traj["action"].append(np.asarray(action[0]))
+                filming = not done[0]
             for j, f in enumerate(frames):
                 f.append(envs.envs[j].render(64))
             if done.all():

@@ -407,12 +407,15 @@ def rollout(
 ) -> list[dict[str, np.ndarray]]:
     """One episode in each environment (reset with `seeds`), in the replay's layout.
 
-    policy(obs [M, ...], prev_action [M, A], t) -> action [M, A].
+    policy(obs [M, ...], prev_action [M, A], t) -> action [M, A]. Episodes end at their
+    own length: one that terminates early is cut after its last step (the batch keeps
+    stepping the others; see `envs.BatchEnv`).
     """
     obs = envs.reset(seeds)
     m = len(seeds)
     prev = np.zeros((m, action_size), np.float32)
     all_obs, all_act, all_rew = [obs], [prev], [np.zeros(m, np.float32)]
+    lengths = np.full(m, envs.episode_length)
     for t in range(envs.episode_length):
         action = np.asarray(policy(obs, prev, t), np.float32)
         obs, reward, done = envs.step(action)
@@ -420,10 +423,11 @@ def rollout(
         all_act.append(action)
         all_rew.append(reward)
         prev = action
+        lengths = np.where(done & (lengths == envs.episode_length), np.minimum(lengths, t + 1), lengths)
         if done.all():
             break
     o, a, r = np.stack(all_obs, 1), np.stack(all_act, 1), np.stack(all_rew, 1)
-    return [{"obs": o[i], "action": a[i], "reward": r[i]} for i in range(m)]
+    return [{"obs": o[i, : n + 1], "action": a[i, : n + 1], "reward": r[i, : n + 1]} for i, n in enumerate(lengths)]
 
 
 # Each agent's key for env step t, in one compiled call: an eager vmap retraces and runs op
@@ -736,9 +740,19 @@ class Trainer:
         for i, replay in enumerate(self.replays):
             for ep in episodes[i * e : (i + 1) * e]:
                 replay.add(ep)
-        steps = min((len(episodes[0]["reward"]) - 1) * cfg.action_repeat, cfg.env.episode_steps)
+        # Simulator steps of this cycle per agent (the most of any agent, so that every
+        # process counts the same): an early end shortens an episode.
+        steps = np.array(
+            [
+                sum(
+                    min((len(ep["reward"]) - 1) * cfg.action_repeat, cfg.env.episode_steps)
+                    for ep in episodes[i * e : (i + 1) * e]
+                )
+                for i in range(len(episodes) // e)
+            ]  # fmt: skip
+        )
         self.episodes += e
-        self.env_steps += steps * e
+        self.env_steps += int(distributed.gather(steps).max())
         returns = distributed.gather(np.array([ep["reward"].sum() for ep in episodes]).reshape(-1, e))  # [n, e]
         self.last["train_return"] = float(returns.mean())
         for i in range(len(self.rows)):
