@@ -105,3 +105,17 @@ def test_bench_refuses_bad_overrides(bad, capsys):
 
     assert bench.main(["planner", "--preset", "debug", "--set", bad]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_bench_envs_steps_in_this_process_and_in_workers(tmp_path):
+    from planet_jax import bench
+
+    path = tmp_path / "envs.json"
+    argv = ["envs", "--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--envs", "1", "2",
+            "--env-workers", "2", "--steps", "3", "--repeats", "1", "--json", str(path)]  # fmt: skip
+    assert bench.main(argv) == 0
+    records = {r["name"]: r for r in json.loads(path.read_text())}
+    assert set(records) == {"envs/cartpole-balance/n=1", "envs/cartpole-balance/n=2",
+                            "envs/cartpole-balance/n=2/workers=2"}  # fmt: skip
+    assert records["envs/cartpole-balance/n=2/workers=2"]["workers"] == 2
+    assert all(r["frames_per_s"] > 0 for r in records.values())

@@ -132,3 +132,81 @@ def test_a_registered_environment_trains_from_the_command_line(tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert unknown.returncode == 2 and "unknown task 'toy-line'" in unknown.stderr
+
+
+@pytest.mark.parametrize("task, obs", [("cheetah-run", "pixels"), ("gym:Pendulum-v1", "state")])
+def test_parallel_stepping_equals_sequential(task, obs):
+    """5 environments in 2 worker processes: the same frames, rewards and ends as in-process."""
+    from planet_jax.envs import make_batch_env
+
+    cfg = tiny_config(obs=obs, task=task, episode_steps=40, chunk_length=4)
+    seeds = [11, 12, 13, 14, 15]
+    sequential, parallel = make_batch_env(cfg, seeds, workers=0), make_batch_env(cfg, seeds, workers=2)
+    assert type(parallel).__name__ == "ParallelBatchEnv"
+    try:
+        rng = np.random.default_rng(0)
+        np.testing.assert_array_equal(sequential.reset(seeds), parallel.reset(seeds))
+        for _ in range(sequential.episode_length):
+            actions = rng.uniform(-1, 1, (5, cfg.action_size))
+            for a, b in zip(sequential.step(actions), parallel.step(actions), strict=True):
+                np.testing.assert_array_equal(a, b)
+        if obs == "pixels":
+            np.testing.assert_array_equal(sequential.render(3, 32), parallel.render(3, 32))
+    finally:
+        sequential.close()
+        parallel.close()
+
+
+def test_a_dead_worker_is_reported_with_the_task(monkeypatch):
+    from planet_jax.envs import EnvWorkerError, make_batch_env
+
+    cfg = tiny_config(task="cartpole-balance", episode_steps=40, chunk_length=4)
+    batch = make_batch_env(cfg, [1, 2, 3, 4], workers=2)
+    batch.reset([1, 2, 3, 4])
+    batch._procs[1].kill()
+    batch._procs[1].join()
+    with pytest.raises(EnvWorkerError, match=r"the worker stepping cartpole-balance environments 2..3 died"):
+        batch.step(np.zeros((4, 1)))
+    batch.close()
+
+
+RUN = ["--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--num-seeds", "2", "--episodes", "4",
+       "--seed-episodes", "2", "--train-steps", "10", "--episode-steps", "200", "--test-every", "2",
+       "--test-episodes", "2", "--checkpoint-every", "2", "--no-progress"]  # fmt: skip
+
+
+def _records(logdir):
+    from planet_jax.logger import MetricsLog
+
+    return [{k: v for k, v in r.items() if k not in ("time", "update_seconds", "plan_ms_per_action")}
+            for r in MetricsLog.read(str(logdir))]  # fmt: skip
+
+
+def test_a_run_with_env_workers_equals_one_without_and_survives_a_dead_worker(tmp_path, monkeypatch, capsys):
+    """Training and test environments in 2 workers give the same run; a worker killed in
+    episode 3 stops the run with one message (exit 1), and re-running resumes from the
+    checkpoint of episode 2 to the same end."""
+    from planet_jax.envs import ParallelBatchEnv
+    from planet_jax.train import main as train_main
+
+    assert train_main([*RUN, "--logdir", str(tmp_path / "seq")]) == 0
+    step, calls = ParallelBatchEnv.step, [0]
+
+    def step_then_kill(self, actions):
+        calls[0] += 1
+        if calls[0] == 85:  # episode 3: after 2 random episodes and a test phase, 25 steps each
+            self._procs[0].kill()
+            self._procs[0].join()
+        return step(self, actions)
+
+    monkeypatch.setattr(ParallelBatchEnv, "step", step_then_kill)
+    par = str(tmp_path / "par")
+    with pytest.raises(SystemExit) as exit_:
+        train_main([*RUN, "--env-workers", "2", "--logdir", par])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "the worker stepping cartpole-balance environments 0..0 died" in err
+    assert "re-run the same command to resume" in err
+    monkeypatch.setattr(ParallelBatchEnv, "step", step)
+    assert train_main([*RUN, "--env-workers", "2", "--logdir", par]) == 0
+    assert "from the checkpoint at episode 2" in capsys.readouterr().out
+    assert _records(par) == _records(tmp_path / "seq")

@@ -181,35 +181,50 @@ def make_record(name, times, *, device, gflop=None, matmul_readings=None, settin
 
 
 def bench_envs(args) -> list[Record]:
-    """Frames per second of step + render for a batch of 1, 2, 4 environments."""
+    """Frames per second of step + render for batches of environments (default 1, 2, 4),
+    stepped in this process and, for each count in `--env-workers`, in that many worker
+    processes; the cases run in turns, so that a drift of the machine's speed hits all."""
     from planet_jax.envs import env_seed, make_batch_env
 
     cfg = _bench_config(args)
+    cases = [(n, w) for n in (args.envs or [1, 2, 4]) for w in [0, *args.env_workers] if w <= n]
+    batches, times = {}, {}
+    for n, w in cases:
+        batches[n, w] = make_batch_env(cfg, [env_seed(0, "train", i) for i in range(n)], workers=w)
+        batches[n, w].reset()
+        times[n, w] = []
+    rng = np.random.default_rng(0)
+
+    def run(batch, steps=args.steps):
+        for _ in range(steps):
+            _, _, done = batch.step(rng.uniform(-1, 1, (len(batch), batch.action_size)))
+            if done.any():
+                batch.reset()
+
+    for case in cases:
+        run(batches[case], 2)  # warm-up
+    for _ in range(args.repeats):
+        for case in cases:
+            times[case] += timeit(lambda b=batches[case]: run(b), warmup=0, repeats=1)
     records = []
-    for n in args.envs or [1, 2, 4]:
-        batch = make_batch_env(cfg, [env_seed(0, "train", i) for i in range(n)])
-        batch.reset()
-        rng = np.random.default_rng(0)
-        steps = args.steps
-
-        def run(batch=batch, rng=rng, steps=steps):
-            for _ in range(steps):
-                _, _, done = batch.step(rng.uniform(-1, 1, (len(batch), batch.action_size)))
-                if done.any():
-                    batch.reset()
-
-        times = timeit(run, warmup=1, repeats=args.repeats)
-        fps = n * steps / statistics.median(times)
+    for n, w in cases:
+        fps = n * args.steps / statistics.median(times[n, w])
         records.append(
             make_record(
-                f"envs/{args.task}/n={n}",
-                [t / steps for t in times],
+                f"envs/{args.task}/n={n}" + (f"/workers={w}" if w else ""),
+                [t / args.steps for t in times[n, w]],
                 device=f"host ({device_name_host()})",
-                settings={"task": args.task, "envs": n, "obs": cfg.env.obs, "action_repeat": cfg.action_repeat},
+                settings={
+                    "task": args.task,
+                    "envs": n,
+                    "workers": w,
+                    "obs": cfg.env.obs,
+                    "action_repeat": cfg.action_repeat,
+                },  # fmt: skip
                 extra={"frames_per_s": fps, "sim_steps_per_s": fps * cfg.action_repeat},
             )
         )
-        batch.close()
+        batches[n, w].close()
     return records
 
 
@@ -666,6 +681,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--steps", type=int, default=50, help="env steps per repeat (envs)")
     parser.add_argument("--envs", type=int, nargs="*", default=None, help="batch sizes of environments")
+    parser.add_argument(
+        "--env-workers", type=int, nargs="*", default=[], help="envs: also step in this many worker processes"
+    )
     parser.add_argument("--batch", type=int, nargs="*", default=None, help="batch sizes B of the update")
     parser.add_argument("--seeds", type=int, nargs="*", default=None, help="agent counts N (sweep; default 1 2 4 8)")
     parser.add_argument(

@@ -88,6 +88,8 @@ class EnvConfig:
     """Environments stepped together for each seed during data collection."""
     camera: int = 0
     """Control Suite camera the frames are rendered from (0 as in the paper; quadruped: 2, see README)."""
+    env_workers: int = 0
+    """Worker processes that step (and render) the environments of a batch concurrently; 0 steps them in this process. The results are the same either way."""
     env_module: str = ""
     """Python module imported before the task is looked up, for tasks it registers with planet_jax.envs.register."""
 
@@ -515,6 +517,7 @@ _CHOICES = {
 # Fields that may be zero (all other integer and float fields must be positive).
 _NON_NEGATIVE = {
     "action_repeat",
+    "env_workers",
     "camera",
     "rollout_unroll",
     "overshooting_distance",

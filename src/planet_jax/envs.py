@@ -332,9 +332,139 @@ class BatchEnv:
                 self._last[i], reward[i], self._done[i] = env.step(action)
         return np.stack(self._last), reward, self._done.copy()
 
+    def render(self, index: int, size: int = 64) -> np.ndarray:
+        """Environment `index`'s current frame (for videos)."""
+        return self.envs[index].render(size)
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
+
+
+class EnvWorkerError(RuntimeError):
+    """A worker process stepping environments died or failed."""
+
+
+def _worker(conn, cfg: Config, seeds: list[int]) -> None:
+    """A worker's loop: its own BatchEnv over `seeds`, answering the parent's commands."""
+    try:
+        batch = BatchEnv([make_env(cfg, s) for s in seeds])
+        conn.send(("ok", None))
+        while True:
+            command, payload = conn.recv()
+            if command == "close":
+                batch.close()
+                conn.send(("ok", None))
+                return
+            if command == "reset":
+                conn.send(("ok", batch.reset(payload)))
+            elif command == "step":
+                conn.send(("ok", batch.step(payload)))
+            elif command == "render":
+                conn.send(("ok", batch.render(*payload)))
+    except (EOFError, KeyboardInterrupt):  # the parent went away, or Ctrl-C reached us too
+        return
+    except BaseException as exc:  # noqa: BLE001 (reported to the parent, which raises)
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class ParallelBatchEnv:
+    """`BatchEnv`'s interface with the environments in `workers` processes, each owning a
+    contiguous share and stepping it as a `BatchEnv`, so that N environments step and
+    render concurrently. Every environment is built from (cfg, seed) inside its worker and
+    sees the same calls as in-process, so the results are identical to `BatchEnv`'s.
+
+    Workers start with `spawn` (a fork of a process running JAX's threads is unsafe);
+    tasks registered from Python must be registered by `cfg.env.env_module`, which each
+    worker imports. A worker that dies raises EnvWorkerError naming the task and its
+    environments.
+    """
+
+    def __init__(self, cfg: Config, seeds: Sequence[int], workers: int):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.task = cfg.env.task
+        n = len(seeds)
+        workers = max(1, min(workers, n))
+        bounds = np.linspace(0, n, workers + 1).round().astype(int)
+        self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self._conns, self._procs = [], []
+        for sl in self._slices:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, cfg, list(seeds[sl])), daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        for i in range(len(self._procs)):
+            self._receive(i)
+        first = make_env(cfg, int(seeds[0]))  # shapes, without a round trip
+        self.obs_shape, self.obs_dtype = first.obs_shape, first.obs_dtype
+        self.action_size, self.episode_length = first.action_size, first.episode_length
+        first.close()
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _died(self, i: int) -> EnvWorkerError:
+        sl, code = self._slices[i], self._procs[i].exitcode
+        return EnvWorkerError(
+            f"the worker stepping {self.task} environments {sl.start}..{sl.stop - 1} died"
+            + (f" (exit code {code})" if code is not None else "")
+            + "."
+        )
+
+    def _send(self, i: int, message) -> None:
+        try:
+            self._conns[i].send(message)
+        except (BrokenPipeError, ConnectionError, OSError):
+            raise self._died(i) from None
+
+    def _receive(self, i: int):
+        sl = self._slices[i]
+        try:
+            status, payload = self._conns[i].recv()
+        except (EOFError, ConnectionError, OSError):
+            raise self._died(i) from None
+        if status == "error":
+            raise EnvWorkerError(
+                f"the worker stepping {self.task} environments {sl.start}..{sl.stop - 1} failed: {payload}"
+            )
+        return payload
+
+    def _all(self, command: str, payloads) -> list:
+        for i, payload in enumerate(payloads):
+            self._send(i, (command, payload))
+        return [self._receive(i) for i in range(len(self._conns))]
+
+    def reset(self, seeds: Sequence[int] | None = None) -> np.ndarray:
+        parts = self._all("reset", [None if seeds is None else list(seeds[sl]) for sl in self._slices])
+        return np.concatenate(parts)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        actions = np.asarray(actions)
+        parts = self._all("step", [actions[sl] for sl in self._slices])
+        obs, reward, done = zip(*parts)
+        return np.concatenate(obs), np.concatenate(reward), np.concatenate(done)
+
+    def render(self, index: int, size: int = 64) -> np.ndarray:
+        i = next(k for k, sl in enumerate(self._slices) if sl.start <= index < sl.stop)
+        self._send(i, ("render", (index - self._slices[i].start, size)))
+        return self._receive(i)
+
+    def close(self) -> None:
+        for i in range(len(self._conns)):
+            try:
+                self._send(i, ("close", None))
+                self._receive(i)
+            except EnvWorkerError:
+                pass  # already gone
+        for proc in self._procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
 
 
 def make_env(cfg: Config, seed: int):
@@ -365,6 +495,10 @@ def make_env(cfg: Config, seed: int):
     )
 
 
-def make_batch_env(cfg: Config, seeds: Sequence[int]) -> BatchEnv:
-    """One environment per seed, stepped together."""
+def make_batch_env(cfg: Config, seeds: Sequence[int], workers: int | None = None) -> BatchEnv | ParallelBatchEnv:
+    """One environment per seed, stepped together: in this process, or in `workers` worker
+    processes (default `cfg.env.env_workers`; 0 = in this process)."""
+    workers = cfg.env.env_workers if workers is None else workers
+    if workers > 0 and len(seeds) > 1:
+        return ParallelBatchEnv(cfg, seeds, workers)
     return BatchEnv([make_env(cfg, s) for s in seeds])

@@ -100,7 +100,7 @@ def openloop_video(cfg, params, obs: np.ndarray, actions: np.ndarray, key: jax.A
 
 
 def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | None, videos: int, openloop_steps: int):
-    from planet_jax.envs import BatchEnv, env_seed, make_env
+    from planet_jax.envs import env_seed, make_batch_env
     from planet_jax.planner import act_jit
 
     cfg, state, step = load_run(logdir, step)
@@ -114,12 +114,12 @@ def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | Non
         seed = rows[i][0]
         params = jax.tree.map(lambda x, i=i: x[i], state.params)
         seeds = [env_seed(seed, "eval", j) for j in range(episodes)]
-        envs = BatchEnv([make_env(cfg, s) for s in seeds])
+        envs = make_batch_env(cfg, seeds)
         obs = envs.reset(seeds)
         belief = rssm.initial((episodes,), cfg)
         prev = jnp.zeros((episodes, cfg.action_size))
         key = jax.random.fold_in(jax.random.key(seed), 5)
-        frames = [[envs.envs[j].render(64)] for j in range(min(videos, episodes))]
+        frames = [[envs.render(j, 64)] for j in range(min(videos, episodes))]
         # Episode 0's frames and the actions that led to them, for openloop.mp4 (a_{-1} = 0).
         traj = {"obs": [obs[0]], "action": [np.zeros(cfg.action_size, np.float32)]}
         returns, filming = np.zeros(episodes), True
@@ -133,7 +133,7 @@ def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | Non
                 traj["action"].append(np.asarray(action[0]))
                 filming = not done[0]
             for j, f in enumerate(frames):
-                f.append(envs.envs[j].render(64))
+                f.append(envs.render(j, 64))
             if done.all():
                 break
         envs.close()

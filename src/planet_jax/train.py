@@ -244,8 +244,9 @@ def fail(message: str, code: int = 2):
 # Run directory.
 
 
-# Fields a resumed run may change: they set where the run stops, not what it computes.
-RESUMABLE_CHANGES = ("episodes",)
+# Fields a resumed run may change: they set where the run stops or how environments are
+# stepped, not what it computes.
+RESUMABLE_CHANGES = ("episodes", "env_workers")
 
 
 def check_logdir(logdir: str) -> None:
@@ -276,14 +277,16 @@ def check_logdir(logdir: str) -> None:
 def prepare_logdir(cfg: Config, logdir: str) -> None:
     """Create the run directory, or check that it holds the same config (else refuse).
 
-    Only `episodes` may differ from the saved config, so that a finished run can be extended.
+    Only `episodes` (so that a finished run can be extended) and `env_workers` (which
+    changes how environments step, not what they return) may differ from the saved config.
     """
     os.makedirs(logdir, exist_ok=True)
     path = os.path.join(logdir, "config.json")
     if os.path.exists(path):
         with open(path) as f:
             saved = C.from_dict(json.load(f))
-        same = C.replace(saved, **{name: getattr(cfg.train, name) for name in RESUMABLE_CHANGES})
+        paths = C.field_paths(cfg)
+        same = C.replace(saved, **{name: getattr(getattr(cfg, paths[name][0]), name) for name in RESUMABLE_CHANGES})
         if same != cfg:
             lines = "\n  ".join(C.diff(saved, cfg))
             raise RunDirError(
@@ -870,6 +873,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RuntimeError as exc:
             fail(str(exc), code=1)
     from planet_jax.checkpoint import CheckpointError
+    from planet_jax.envs import EnvWorkerError
     from planet_jax.replay import ReplayError
 
     if args.fresh and distributed.is_primary():
@@ -885,6 +889,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         trainer.run()
     except NonFiniteError as exc:
         fail(str(exc), code=1)
+    except EnvWorkerError as exc:
+        fail(
+            f"{exc}\nThe checkpoints and episodes written before stay intact: re-run the same command to resume "
+            "from the newest checkpoint.",
+            code=1,
+        )
     except (OSError, ReplayError, CheckpointError) as exc:  # a full disk, most likely
         fail(
             f"{exc}\nThe checkpoints and episodes written before stay intact: free space (or fix the run "
