@@ -253,3 +253,17 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path):
     logdir = tmp_path / "keep"
     assert train_main([*TINY, "--keep-checkpoints", "2", "--logdir", str(logdir)]) == 0
     assert sorted(int(s) for s in os.listdir(logdir / "checkpoints") if s.isdigit()) == [4, 6]
+
+
+def test_compiled_programs_are_cached_per_user_unless_turned_off(tmp_path):
+    """The default cache directory is used when JAX_COMPILATION_CACHE_DIR is not set (the
+    suite sets it for itself, so it is removed here)."""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    args = [*TINY, "--episodes", "3", "--test-every", "3"]
+    for flag, cache in (("--compile-cache", tmp_path / "on"), ("--no-compile-cache", tmp_path / "off")):
+        out = _run_cli(
+            [*args, flag, "--logdir", str(tmp_path / f"run{flag}")], env=dict(env, PLANET_JAX_CACHE=str(cache))
+        )
+        assert out.returncode == 0, out.stderr
+        files = [f for _, _, names in os.walk(cache) for f in names] if cache.exists() else []
+        assert bool(files) == (flag == "--compile-cache"), (flag, files)

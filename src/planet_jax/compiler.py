@@ -100,3 +100,32 @@ def resolved_precision(cfg, backend: str | None = None) -> str:
     if value == "default" or backend == "cpu":
         return _DEFAULT_PRECISION.get(backend, "float32")
     return value
+
+
+def cache_dir() -> str:
+    """Where compiled programs are kept between runs: $PLANET_JAX_CACHE, else
+    $XDG_CACHE_HOME/planet_jax/xla, else ~/.cache/planet_jax/xla (one per user)."""
+    if os.environ.get("PLANET_JAX_CACHE"):
+        return os.environ["PLANET_JAX_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "planet_jax", "xla")
+
+
+def use_compilation_cache(enabled: bool = True) -> str | None:
+    """Turn JAX's persistent compilation cache on (in `cache_dir()`) or off, for this
+    process; returns the directory in use. A resumed or evaluated run then loads the
+    programs it compiled before instead of compiling them again; an executable loaded from
+    the cache is the one that was compiled, so results do not change. A
+    JAX_COMPILATION_CACHE_DIR in the environment wins, as JAX documents it."""
+    if not enabled:
+        jax.config.update("jax_compilation_cache_dir", None)
+        jax.config.update("jax_enable_compilation_cache", False)
+        return None
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or cache_dir()
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:  # an unwritable home: run without the cache rather than fail
+        return None
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    return path

@@ -44,6 +44,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed-index", type=int, default=None, help="which agent (row) of a sweep (default: all)")
     p.add_argument("--videos", type=int, default=1, help="episodes to film per agent (default 1)")
     p.add_argument("--openloop-steps", type=int, default=50, help="prior-only prediction steps in openloop.mp4")
+    p.add_argument(
+        "--no-compile-cache", action="store_true", help="do not use JAX's persistent compilation cache (see train)"
+    )
     return p.parse_args(argv)
 
 
@@ -145,6 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.episodes < 1:
         print("error: --episodes must be at least 1.", file=sys.stderr)
         return 2
+    from planet_jax import compiler
+
+    compiler.use_compilation_cache(not args.no_compile_cache)
     try:
         evaluate(args.logdir, args.step, args.episodes, args.seed_index, args.videos, args.openloop_steps)
     except CheckpointError as exc:

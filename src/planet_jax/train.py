@@ -99,6 +99,8 @@ class TrainArgs:
     """Show a progress bar."""
     fresh: bool = False
     """If LOGDIR already holds a run, start a new one in LOGDIR-1 (or -2, ...) instead of resuming."""
+    compile_cache: bool = True
+    """Keep compiled programs in JAX's persistent cache (~/.cache/planet_jax/xla, or $PLANET_JAX_CACHE), so that resuming or evaluating a run does not compile it again."""
     distributed: bool = False
     """Run as one of several processes (hosts) sharing the agents: see README, "Several hosts"."""
     coordinator_address: str = ""
@@ -872,6 +874,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
         except RuntimeError as exc:
             fail(str(exc), code=1)
+    compiler.use_compilation_cache(args.compile_cache)
     from planet_jax.checkpoint import CheckpointError
     from planet_jax.envs import EnvWorkerError
     from planet_jax.replay import ReplayError
