@@ -263,16 +263,16 @@ def test_sigkill_at_progress_points_then_resume_matches(reference_run, tmp_path)
 def test_damaged_replay_episode_is_reported_and_the_run_recovers(reference_run, tmp_path):
     logdir = tmp_path / "replay"
     assert _cli(logdir, "--episodes", "6").returncode == 0
-    # Episode 4 (known to checkpoints 6 and... only 6) is garbled: resume from checkpoint 4.
-    path = logdir / "replay" / "seed-0" / "episode-000004.npz"
+    # Episode 4's frames (known to checkpoint 6 only) are garbled: resume from checkpoint 4.
+    path = logdir / "replay" / "seed-0" / "episode-000004" / "obs.npy"
     data = bytearray(path.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 32] = b"\x00" * 32
     path.write_bytes(bytes(data))
     out = _cli(logdir, "--episodes", "8")
     assert out.returncode == 0, out.stderr
-    assert "episode-000004.npz is damaged" in out.stderr
+    assert "episode-000004 is damaged" in out.stderr
     assert "step 6 is unusable" in out.stderr and "at episode 4" in out.stdout
-    assert (logdir / "replay" / "seed-0" / "episode-000004.npz.damaged").exists()
+    assert (logdir / "replay" / "seed-0" / "episode-000004.damaged").is_dir()
     assert _deterministic(MetricsLog.read(str(logdir))) == _deterministic(reference_run)
 
 
@@ -357,3 +357,19 @@ def test_the_fingerprint_changes_with_any_single_element():
     # Two elements swapped: the weights depend on the position.
     swapped = dict(tree, f32=tree["f32"].reshape(-1)[::-1].reshape(7, 5).copy())
     assert np.asarray(fingerprint(swapped))[leaves.index("f32")] != base[leaves.index("f32")]
+
+
+def test_a_replay_that_cannot_fit_on_the_disk_is_refused_at_start(tmp_path, monkeypatch, capsys):
+    """The episodes still to collect (8 x (26 entries x 28 bytes + 640 of headers) =
+    10.9 kB) against the run directory's free space, reported before the first episode."""
+    import collections
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 5000, 5000))
+    with pytest.raises(SystemExit) as exit_:
+        train_main([*BASE, "--episodes", "8", "--logdir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert "the replay needs about 10.9 kB more (1 agents x up to 8 episodes of 1.37 kB)" in err
+    assert "has 5 kB free" in err
+    assert not os.listdir(tmp_path / "run" / "replay" / "seed-0")

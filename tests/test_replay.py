@@ -73,20 +73,68 @@ def test_save_load_round_trip_is_exact_and_incremental(tmp_path):
     replay = Replay(tmp_path)
     episodes = [make_episode(i, 5 + i, obs_shape=(64, 64, 3)) for i in range(3)]
     replay.add(episodes[0])
-    mtime = os.stat(tmp_path / "episode-000000.npz").st_mtime_ns
+    assert sorted(os.listdir(tmp_path / "episode-000000")) == ["action.npy", "crc32.json", "obs.npy", "reward.npy"]
+    mtime = os.stat(tmp_path / "episode-000000" / "obs.npy").st_mtime_ns
     for ep in episodes[1:]:
         replay.add(ep)
     # Adding episodes never rewrites earlier files.
-    assert os.stat(tmp_path / "episode-000000.npz").st_mtime_ns == mtime
+    assert os.stat(tmp_path / "episode-000000" / "obs.npy").st_mtime_ns == mtime
     loaded = Replay.load(tmp_path)
     assert len(loaded) == 3 and loaded.num_steps == 5 + 6 + 7
-    for ep, back in zip(episodes, loaded.episodes):
+    for ep, back, written in zip(episodes, loaded.episodes, replay.episodes):
         for k in ep:
             assert back[k].dtype == ep[k].dtype
             np.testing.assert_array_equal(back[k], ep[k])
+            # Both the writer and the reader hold the episode as a read-only memory map.
+            assert isinstance(back[k], np.memmap) and isinstance(written[k], np.memmap)
     # A resumed store appends after what it loaded.
     loaded.add(make_episode(3, 4))
-    assert sorted(os.listdir(tmp_path))[-1] == "episode-000003.npz"
+    assert sorted(os.listdir(tmp_path))[-1] == "episode-000003"
+
+
+def test_the_disk_store_draws_the_same_chunks_as_memory(tmp_path):
+    """The same seed gives the same batch from the memory-mapped store as from episodes
+    held in memory (the sampler of the in-RAM replay, unchanged)."""
+    memory, disk = Replay(), Replay(tmp_path)
+    for i in range(6):
+        ep = make_episode(i, 10 + 3 * i, obs_shape=(8, 8, 3))
+        memory.add(ep)
+        disk.add(ep)
+    for store in (disk, Replay.load(tmp_path)):
+        a = memory.sample(np.random.default_rng(5), 32, 7)
+        b = store.sample(np.random.default_rng(5), 32, 7)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_episodes_of_older_runs_still_load(tmp_path):
+    """Runs before the memory-mapped layout wrote one .npz per episode: they load, and new
+    episodes are appended in the new layout."""
+    episodes = [make_episode(i, 6) for i in range(2)]
+    for i, ep in enumerate(episodes):
+        np.savez(tmp_path / f"episode-{i:06d}.npz", **ep)
+    loaded = Replay.load(tmp_path)
+    assert len(loaded) == 2
+    np.testing.assert_array_equal(loaded.episodes[1]["obs"], episodes[1]["obs"])
+    loaded.add(make_episode(2, 6))
+    again = Replay.load(tmp_path)
+    assert len(again) == 3 and sorted(os.listdir(tmp_path)) == ["episode-000000.npz", "episode-000001.npz",
+                                                                  "episode-000002"]  # fmt: skip
+
+
+def test_memory_does_not_grow_with_the_episodes_stored(tmp_path):
+    """100 pixel episodes of 100 steps (123 MB on disk) held by a loaded store cost the
+    process almost nothing but the page cache: the arrays are maps of the files."""
+    replay = Replay(tmp_path)
+    for i in range(100):
+        replay.add(make_episode(i, 100, obs_shape=(64, 64, 3)))
+    del replay
+    loaded = Replay.load(tmp_path)
+    assert all(isinstance(ep["obs"], np.memmap) for ep in loaded.episodes)
+    in_memory = sum(ep[k].nbytes for ep in loaded.episodes for k in ep if not isinstance(ep[k], np.memmap))
+    assert in_memory == 0
+    batch = loaded.sample(np.random.default_rng(0), 50, 50)
+    assert batch["obs"].shape == (50, 50, 64, 64, 3) and not isinstance(batch["obs"], np.memmap)
 
 
 def test_load_limit_and_truncate(tmp_path):
@@ -98,27 +146,33 @@ def test_load_limit_and_truncate(tmp_path):
     loaded = Replay.load(tmp_path)
     loaded.truncate(2)
     assert len(loaded) == 2
-    assert sorted(os.listdir(tmp_path)) == ["episode-000000.npz", "episode-000001.npz"]
+    assert sorted(os.listdir(tmp_path)) == ["episode-000000", "episode-000001"]
     loaded.add(make_episode(9, 5))
-    assert sorted(os.listdir(tmp_path))[-1] == "episode-000002.npz"
+    assert sorted(os.listdir(tmp_path))[-1] == "episode-000002"
 
 
-def test_damaged_episode_is_reported_and_intact_ones_kept(tmp_path, caplog):
+@pytest.mark.parametrize("how", ["garble", "truncate", "delete"])
+def test_damaged_episode_is_reported_and_intact_ones_kept(tmp_path, caplog, how):
     replay = Replay(tmp_path)
     for i in range(4):
         replay.add(make_episode(i, 30, obs_shape=(16, 16, 3)))
-    path = tmp_path / "episode-000002.npz"
+    path = tmp_path / "episode-000002" / "obs.npy"
     data = bytearray(path.read_bytes())
-    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64  # garble the middle
-    path.write_bytes(bytes(data))
+    if how == "garble":
+        data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64  # a silent change of the frames
+        path.write_bytes(bytes(data))
+    elif how == "truncate":
+        path.write_bytes(bytes(data[:1000]))
+    else:
+        path.unlink()
     loaded = Replay.load(tmp_path)
     assert len(loaded) == 2
-    assert "episode-000002.npz is damaged" in caplog.text
-    assert (tmp_path / "episode-000002.npz.damaged").exists()
-    # Truncated files are caught too.
-    p1 = tmp_path / "episode-000001.npz"
-    p1.write_bytes(p1.read_bytes()[:100])
-    assert len(Replay.load(tmp_path)) == 1
+    assert "episode-000002 is damaged" in caplog.text
+    assert (tmp_path / "episode-000002.damaged").is_dir()
+    # The next episode takes its index; a second damage there is set aside beside the first.
+    loaded.add(make_episode(7, 30, obs_shape=(16, 16, 3)))
+    (tmp_path / "episode-000002" / "crc32.json").unlink()
+    assert len(Replay.load(tmp_path)) == 2 and (tmp_path / "episode-000002.damaged-1").is_dir()
 
 
 def test_bad_episodes_and_short_store_raise():

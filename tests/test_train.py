@@ -44,7 +44,7 @@ def test_run_writes_everything(finished_run):
     d = finished_run
     for name in ("config.json", "metrics.jsonl", "curve.png", "summary.json"):
         assert os.path.getsize(os.path.join(d, name)) > 0, name
-    assert sorted(os.listdir(os.path.join(d, "replay", "seed-0"))) == [f"episode-{i:06d}.npz" for i in range(6)]
+    assert sorted(os.listdir(os.path.join(d, "replay", "seed-0"))) == [f"episode-{i:06d}" for i in range(6)]
     assert sorted(int(s) for s in os.listdir(os.path.join(d, "checkpoints")) if s.isdigit()) == [2, 4, 6]
     assert any(n.startswith("events") for n in os.listdir(os.path.join(d, "tensorboard")))
     records = MetricsLog.read(d)
@@ -87,7 +87,7 @@ def test_sigterm_and_sigint_save_a_usable_checkpoint(tmp_path, signum):
     # The signal follows progress (episode 2 on disk); the deadline only turns a hang into a
     # failure, and 40 episodes take minutes, far more than the 50 ms poll.
     deadline = time.time() + 300
-    while not os.path.exists(os.path.join(logdir, "replay", "seed-0", "episode-000002.npz")):
+    while not os.path.exists(os.path.join(logdir, "replay", "seed-0", "episode-000002")):
         assert time.time() < deadline and proc.poll() is None
         time.sleep(0.05)
     proc.send_signal(signum)

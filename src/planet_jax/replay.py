@@ -8,17 +8,25 @@ so a chunk of length L is simply a slice [s, s + L) of every array, and the mode
 step t consumes (action[t], obs[t]) and predicts reward[t].
 
 Episodes are kept as separate arrays (never concatenated, so adding one copies nothing
-else), and with a directory each new episode is written once as its own `.npz` file
-(written to a temporary name, then renamed, so a crash never leaves a half-written
-episode under a real name). `load` reads them back in order and reports damaged files.
+else). With a directory, each new episode is written once as its own directory of
+uncompressed `.npy` files, one per key, with their CRC-32s (`episode-000123/obs.npy`, ...,
+`crc32.json`; written under a temporary name, then renamed, so a crash never leaves a
+half-written episode under a real name), and from then on it is read memory-mapped: a
+chunk reads its own frames from disk (or the page cache), and the process's memory does
+not grow with the episodes stored. `load` opens them in order, checks every file against
+its CRC-32 (one sequential read of the store) and reports damaged episodes. Episodes of
+older runs, one `.npz` file each, are still read (into memory).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import shutil
 import zipfile
+import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -26,11 +34,47 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 KEYS = ("obs", "action", "reward")
-_FILE = re.compile(r"^episode-(\d{6})\.npz$")
+_FILE = re.compile(r"^episode-(\d{6})(\.npz)?$")  # a directory (this layout) or an .npz file (older runs)
+_CHUNK = 1 << 24  # bytes per CRC-32 update: bounded memory while checking a large file
+
+
+def _crc32(array: np.ndarray) -> int:
+    """CRC-32 of an array's bytes, read in chunks (from a memory map: no full copy)."""
+    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    crc = 0
+    for start in range(0, flat.size, _CHUNK):
+        crc = zlib.crc32(flat[start : start + _CHUNK], crc)
+    return crc
+
+
+def episode_bytes(length: int, obs_shape: tuple[int, ...], obs_itemsize: int, action_size: int) -> int:
+    """Bytes on disk of one stored episode of `length` agent steps (length + 1 entries)."""
+    entry = int(np.prod(obs_shape)) * obs_itemsize + 4 * action_size + 4
+    return (length + 1) * entry + 3 * 128 + 256  # .npy headers and crc32.json
 
 
 class ReplayError(RuntimeError):
     """The replay store could not be read or written."""
+
+
+class _Damaged(Exception):
+    """An episode's files do not match their CRC-32s."""
+
+
+def _open(path: str, *, verify: bool) -> dict[str, np.ndarray]:
+    """An episode directory's arrays, memory-mapped read-only; with `verify`, checked
+    against crc32.json first (a truncated file fails to map, a garbled one fails the check)."""
+    episode = {key: np.load(os.path.join(path, f"{key}.npy"), mmap_mode="r") for key in KEYS}
+    if verify:
+        with open(os.path.join(path, "crc32.json")) as f:
+            crcs = json.load(f)
+        for key in KEYS:
+            if _crc32(episode[key]) != crcs[key]:
+                raise _Damaged(f"{key}.npy does not match its CRC-32")
+    length = len(episode["reward"])
+    if any(len(v) != length for v in episode.values()):
+        raise _Damaged("its arrays have different lengths")
+    return episode
 
 
 class Replay:
@@ -59,25 +103,33 @@ class Replay:
             raise ReplayError(f"an episode needs equal time axes of at least 2 entries, got {shapes}.")
         index = len(self.episodes)
         if self.directory is not None:
-            self._write(index, episode)
+            episode = self._write(index, episode)  # from now on read from disk
         self.episodes.append(episode)
         return index
 
-    def _write(self, index: int, episode: dict[str, np.ndarray]) -> None:
-        path = os.path.join(self.directory, f"episode-{index:06d}.npz")
+    def _write(self, index: int, episode: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Write episode `index` and return it memory-mapped from the files written."""
+        path = os.path.join(self.directory, f"episode-{index:06d}")
         tmp = path + ".tmp"
         try:
-            with open(tmp, "wb") as f:
-                np.savez(f, **episode)
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            crcs = {}
+            for key in KEYS:
+                with open(os.path.join(tmp, f"{key}.npy"), "wb") as f:
+                    np.save(f, np.ascontiguousarray(episode[key]))
+                    f.flush()
+                    os.fsync(f.fileno())
+                crcs[key] = _crc32(episode[key])
+            with open(os.path.join(tmp, "crc32.json"), "w") as f:
+                json.dump(crcs, f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as exc:
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
+            shutil.rmtree(tmp, ignore_errors=True)
             raise ReplayError(f"could not write episode {index} to {path}: {exc}") from exc
+        return _open(path, verify=False)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, limit: int | None = None) -> Replay:
@@ -97,9 +149,12 @@ class Replay:
                 log.warning("replay: episode %d is missing in %s; keeping %d episodes", expected, directory, expected)
                 break
             try:
-                with np.load(path) as data:
-                    episode = {k: data[k] for k in KEYS}
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                if name.endswith(".npz"):
+                    with np.load(path) as data:
+                        episode = {k: data[k] for k in KEYS}
+                else:
+                    episode = _open(path, verify=True)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, _Damaged) as exc:
                 log.warning(
                     "replay: %s is damaged (%s: %s); keeping the %d intact episodes before it",
                     path,
@@ -107,7 +162,10 @@ class Replay:
                     exc,
                     expected,
                 )
-                os.replace(path, path + ".damaged")
+                target, n = path + ".damaged", 1
+                while os.path.exists(target):  # set aside before, in an earlier resume
+                    target, n = f"{path}.damaged-{n}", n + 1
+                os.replace(path, target)
                 break
             replay.episodes.append(episode)
         return replay
@@ -120,7 +178,8 @@ class Replay:
         for name in os.listdir(self.directory):
             m = _FILE.match(name)
             if (m and int(m.group(1)) >= count) or name.endswith(".tmp"):
-                os.remove(os.path.join(self.directory, name))
+                path = os.path.join(self.directory, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
     def empty_batch(self, lead: tuple[int, ...], batch_size: int, length: int) -> dict[str, np.ndarray]:
         """Uninitialised arrays [*lead, B, L, ...] with the stored episodes' shapes and

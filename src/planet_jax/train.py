@@ -276,6 +276,32 @@ def check_logdir(logdir: str) -> None:
         raise RunDirError(f"--logdir {logdir} cannot be used as a run directory: {reason}.") from None
 
 
+def check_disk(cfg: Config, directory: str, stored: Sequence[int]) -> None:
+    """Refuse a run whose replay cannot fit: the episodes still to collect for this
+    process's agents (`stored` each so far) against the free space of `directory`."""
+    import shutil
+
+    from planet_jax.replay import episode_bytes
+
+    itemsize = 1 if cfg.env.obs == "pixels" else 4
+    per_episode = episode_bytes(cfg.episode_length, cfg.obs_shape, itemsize, cfg.action_size)
+    need = sum(max(0, cfg.train.episodes - n) for n in stored) * per_episode
+    free = shutil.disk_usage(directory).free
+    if need > free:
+        raise RunDirError(
+            f"the replay needs about {_size(need)} more ({len(stored)} agents x up to {cfg.train.episodes} "
+            f"episodes of {_size(per_episode)}), but {directory} has {_size(free)} free."
+        )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} TB"
+
+
 def prepare_logdir(cfg: Config, logdir: str) -> None:
     """Create the run directory, or check that it holds the same config (else refuse).
 
@@ -538,6 +564,7 @@ class Trainer:
             )
         # Every intact episode on disk; a damaged file ends its seed's list (and is set aside).
         self.replays = [Replay.load(d) for d in replay_dirs]
+        check_disk(cfg, os.path.join(logdir, "replay"), [len(r) for r in self.replays])
         intact = distributed.gather(np.array([len(r) for r in self.replays])).tolist()  # of every agent
         if self.ckpt.steps():
             target = jax.eval_shape(initial_state(cfg))
