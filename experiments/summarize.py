@@ -34,11 +34,19 @@ def load(logdir: str) -> tuple[dict, list[dict], dict]:
     return cfg, records, summary
 
 
-def random_returns(task: str, seeds: list[int], phases: int, per_phase: int, repeat: int = 0) -> dict[int, float]:
-    """Mean return of uniform random actions over the test episodes of every seed and phase: {seed: mean}."""
-    from planet_jax.envs import ControlEnv, env_seed
+def random_returns(cfg: dict, seeds: list[int], phases: int, per_phase: int) -> dict[int, float]:
+    """Mean return of uniform random actions over the test episodes of every seed and phase: {seed: mean}.
 
-    env = ControlEnv(task, seed=0, obs="state", action_repeat=repeat)  # 0: the task's own repeat
+    cfg: the run's config.json; the environment is the run's (task, action repeat, episode
+    steps), with state observations where the task has them (the same episodes, faster).
+    """
+    from planet_jax import config as C
+    from planet_jax.envs import env_seed, make_env
+
+    config = C.from_dict(cfg)
+    if config.task_spec.state_size:
+        config = C.replace(config, obs="state")
+    env = make_env(config, 0)
     rng = np.random.default_rng(0)
     out = {}
     for seed in seeds:
@@ -46,9 +54,12 @@ def random_returns(task: str, seeds: list[int], phases: int, per_phase: int, rep
         for phase in range(phases):
             for j in range(per_phase):
                 env.reset(env_seed(seed, "test", phase * per_phase + j))
-                total = 0.0
+                total, done = 0.0, False
                 for _ in range(env.episode_length):
-                    total += env.step(rng.uniform(-1, 1, env.action_size))[1]
+                    _, reward, done = env.step(rng.uniform(-1, 1, env.action_size))
+                    total += reward
+                    if done:
+                        break
                 totals.append(total)
         out[seed] = float(np.mean(totals))
     return out
@@ -89,7 +100,7 @@ def summarize(logdir: str, with_random: bool = True) -> dict:
     }
     if with_random:
         per_phase = cfg["train"]["test_episodes"]
-        rand = random_returns(cfg["env"]["task"], seeds, len(phases), per_phase, cfg["env"]["action_repeat"])
+        rand = random_returns(cfg, seeds, len(phases), per_phase)
         out["random"] = {"per_seed": rand, "mean": float(np.mean(list(rand.values())))}
     return out
 
