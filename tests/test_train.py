@@ -156,17 +156,19 @@ def test_unknown_preset_task_and_bad_override_exit_2_before_anything(tmp_path):
 
 
 def test_agent_learns_cartpole_balance_from_states(tmp_path):
-    """Learning, not only running: the test return at episode 16 reaches 1.35x a random policy's.
+    """Learning, not only running: the test return at episode 16 reaches 1.25x a random policy's.
 
     Measured with this configuration over seeds 0 to 4 in one program (bit-identical to
-    single runs on CPU) on a 2-core AMD EPYC, at commit 315384a (experiments/results/
-    cpu-state-ab-objective): test return at episode 16 of 463.6, 451.1, 476.3, 424.2, 479.8
-    (mean 459.0, s.d. 22.6); random actions on the same test episodes score 275.3, 247.9,
-    303.2, 274.7, 246.7. The threshold, 1.35 x 275.3 = 372 for seed 0, sits 52 below the
-    lowest of the five (2.3 s.d. below it, 3.8 below the mean) and 97 above random, so it
-    holds on CPUs whose float results send a run down another trajectory (the Xeon, say),
-    and it fails for an agent that does not learn. Episode 12 is too early to judge: there
-    the same seeds read 362 to 480.
+    single runs on CPU), test return at episode 16: on a 2-core AMD EPYC at commit 315384a
+    (experiments/results/cpu-state-ab-objective) 463.6, 451.1, 476.3, 424.2, 479.8; on a
+    2-core Intel Xeon (AVX-512, AMX) at commit c5d2d0e 466.4, 464.8, 587.9, 396.7, 373.1
+    (ten runs: mean 458.4, s.d. 57.7, lowest 373.1). Random actions on the same test
+    episodes score 275.3 for seed 0, so the threshold is 1.25 x 275.3 = 344: 29 below the
+    lowest of the ten (the Xeon's seed 4, which sent 1.35x, the earlier bar, to within 1),
+    69 above random. The bar is modest on purpose: balance is forgiving, and at episode 4,
+    before any training, the same seeds' planners already read 249 to 420, so this test
+    catches an agent broken down to random, not a small loss of learning speed (the
+    A/B runs in experiments/results measure that).
     """
     from planet_jax.envs import ControlEnv, env_seed
 
@@ -197,7 +199,7 @@ def test_agent_learns_cartpole_balance_from_states(tmp_path):
     random_mean = float(np.mean(random_returns))
     final = tests[-1]["return"]
     print(f"random policy {random_mean:.1f}; agent test returns {[round(r['return'], 1) for r in tests]}")
-    assert final >= 1.35 * random_mean, (final, random_mean, [r["return"] for r in tests])
+    assert final >= 1.25 * random_mean, (final, random_mean, [r["return"] for r in tests])
 
 
 def test_acting_keys_are_folded_in_one_compiled_call():

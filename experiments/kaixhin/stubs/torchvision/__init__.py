@@ -1,0 +1,1 @@
+"""Stand-in for torchvision (only `utils` is imported, and unused in --symbolic-env mode)."""
