@@ -349,7 +349,7 @@ def _worker(conn, cfg: Config, seeds: list[int]) -> None:
     """A worker's loop: its own BatchEnv over `seeds`, answering the parent's commands."""
     try:
         batch = BatchEnv([make_env(cfg, s) for s in seeds])
-        conn.send(("ok", None))
+        conn.send(("ok", (batch.obs_shape, batch.obs_dtype, batch.action_size, batch.episode_length)))
         while True:
             command, payload = conn.recv()
             if command == "close":
@@ -397,12 +397,9 @@ class ParallelBatchEnv:
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
-        for i in range(len(self._procs)):
-            self._receive(i)
-        first = make_env(cfg, int(seeds[0]))  # shapes, without a round trip
-        self.obs_shape, self.obs_dtype = first.obs_shape, first.obs_dtype
-        self.action_size, self.episode_length = first.action_size, first.episode_length
-        first.close()
+        # Each worker answers with its environments' shapes once they are built.
+        shapes = [self._receive(i) for i in range(len(self._procs))]
+        self.obs_shape, self.obs_dtype, self.action_size, self.episode_length = shapes[0]
         self._n = n
 
     def __len__(self) -> int:

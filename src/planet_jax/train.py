@@ -173,20 +173,15 @@ def check_argv(argv: Sequence[str]) -> None:
             choices = typing.get_args(kind)
             if raw not in choices:
                 raise ConfigError(f"{flag} must be one of {', '.join(choices)}, got {raw!r}.")
-        elif kind is int:
+        elif kind in (int, float):
             try:
-                value = int(raw)
+                value = kind(raw)
             except ValueError:
-                raise ConfigError(f"{flag} expects an integer, got {raw!r}.") from None
-            if name in _ARG_BOUNDS and value < _ARG_BOUNDS[name]:
-                raise ConfigError(f"{flag} must be an integer >= {_ARG_BOUNDS[name]}, got {value}.")
-        elif kind is float:
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ConfigError(f"{flag} expects a number, got {raw!r}.") from None
+                raise ConfigError(f"{flag} expects {_accepts(kind)}, got {raw!r}.") from None
             if not math.isfinite(value):
                 raise ConfigError(f"{flag} expects a finite number, got {raw!r}.")
+            if name in _ARG_BOUNDS and value < _ARG_BOUNDS[name]:
+                raise ConfigError(f"{flag} must be an integer >= {_ARG_BOUNDS[name]}, got {value}.")
 
 
 def _is_number(text: str) -> bool:
@@ -454,7 +449,7 @@ def rollout(
         all_act.append(action)
         all_rew.append(reward)
         prev = action
-        lengths = np.where(done & (lengths == envs.episode_length), np.minimum(lengths, t + 1), lengths)
+        lengths = np.where(done & (lengths == envs.episode_length), t + 1, lengths)  # the first end counts
         if done.all():
             break
     o, a, r = np.stack(all_obs, 1), np.stack(all_act, 1), np.stack(all_rew, 1)
