@@ -43,6 +43,8 @@ def _bad_values(name, kind):
         return [("pong", "unknown task 'pong'")]
     if name == "env_module":
         return [("no_such_module_xyz", "could not be imported")]
+    if name == "replay_from":
+        return [("/no/such/run", "is not a directory")]
     return []  # free-form strings (logdir, coordinator address)
 
 

@@ -184,3 +184,47 @@ def test_bad_episodes_and_short_store_raise():
     replay.add(make_episode(0, 3))
     with pytest.raises(ReplayError, match="no stored episode holds a chunk of length 10"):
         replay.sample(np.random.default_rng(0), 2, 10)
+
+
+def _tree(directory):
+    """Every file under `directory`: relative path -> (bytes, modification time)."""
+    out = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, directory)] = (f.read(), os.stat(path).st_mtime_ns)
+    return out
+
+
+def test_a_readonly_store_is_never_changed(tmp_path):
+    """Another run's replay, opened for offline training: a damaged episode ends the load
+    but stays where it is, and adding or truncating is refused."""
+    replay = Replay(tmp_path)
+    for i in range(4):
+        replay.add(make_episode(i, 12))
+    (tmp_path / "episode-000002" / "crc32.json").write_text('{"obs": 1, "action": 2, "reward": 3}')
+    before = _tree(tmp_path)
+    loaded = Replay.load(tmp_path, readonly=True)
+    assert len(loaded) == 2
+    with pytest.raises(ReplayError, match="read-only"):
+        loaded.add(make_episode(9, 12))
+    with pytest.raises(ReplayError, match="read-only"):
+        loaded.truncate(1)
+    loaded.sample(np.random.default_rng(0), 8, 5)
+    assert _tree(tmp_path) == before
+    assert not Replay(tmp_path / "absent", readonly=True).episodes and not (tmp_path / "absent").exists()
+
+
+def test_a_union_samples_as_one_store_holding_both():
+    """`Replay.union(a, b)` draws what one replay holding a's then b's episodes draws."""
+    a, b, both = Replay(), Replay(), Replay()
+    for i in range(5):
+        ep = make_episode(i, 9 + 2 * i)
+        (a if i < 3 else b).add(ep)
+        both.add(ep)
+    union = Replay.union(a, b)
+    assert union.episodes[3]["obs"] is b.episodes[0]["obs"]  # shared, not copied
+    x, y = union.sample(np.random.default_rng(2), 16, 6), both.sample(np.random.default_rng(2), 16, 6)
+    for k in x:
+        np.testing.assert_array_equal(x[k], y[k])

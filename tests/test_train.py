@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,6 +112,68 @@ def test_mismatched_config_is_refused(finished_run):
     assert out.returncode == 2
     assert "holds a run with a different config" in out.stderr
     assert "learning_rate: 0.001 -> 0.0003" in out.stderr and "horizon: 6 -> 4" in out.stderr
+
+
+def _files(directory):
+    """Every file and directory under `directory`: relative path -> (bytes or None, mtime)."""
+    out = {}
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            data = open(path, "rb").read() if name in files else None
+            out[os.path.relpath(path, directory)] = (data, os.stat(path).st_mtime_ns)
+    return out
+
+
+def test_offline_training_from_a_replay_never_writes_it(finished_run, tmp_path, capsys):
+    """`--replay-from DIR --no-collect`: C updates per cycle on DIR's episodes, test phases
+    with the planner, no environment steps; DIR's replay stays byte for byte (and mtime for
+    mtime) as it was, also across a resume, which reads the same episodes again."""
+    source = os.path.join(finished_run, "replay")
+    before = _files(source)
+    logdir = str(tmp_path / "offline")
+    offline = [*TINY, "--replay-from", finished_run, "--no-collect", "--test-every", "3", "--logdir", logdir]
+    assert train_main([*offline, "--episodes", "3"]) == 0
+    assert train_main([*offline, "--episodes", "4"]) == 0  # resumed from its checkpoint at 3
+    # With collecting, the planner acts from the first episode (the source is the seed data)
+    # and the new episodes go to this run's own replay.
+    growing = str(tmp_path / "growing")
+    assert train_main([*TINY, "--replay-from", finished_run, "--episodes", "2", "--logdir", growing]) == 0
+    assert _files(source) == before
+    assert len(os.listdir(os.path.join(growing, "replay", "seed-0"))) == 2
+    assert [r["kind"] for r in MetricsLog.read(growing)][:2] == ["train_episode", "update"]
+    records = MetricsLog.read(logdir)
+    assert [r["kind"] for r in records] == ["update"] * 3 + ["test", "update", "test"]
+    assert all(r["env_steps"] == 0 for r in records)
+    updates = [r for r in records if r["kind"] == "update"]
+    # 40 updates on 6 fixed episodes fit them: the image and reward losses fall.
+    assert updates[-1]["image_loss"] < 0.9 * updates[0]["image_loss"]
+    assert updates[-1]["reward_loss"] < updates[0]["reward_loss"]
+    assert json.load(open(os.path.join(logdir, "replay_from.json")))["episodes"] == {"seed-0": 6}
+    assert os.listdir(os.path.join(logdir, "replay", "seed-0")) == []
+    assert json.load(open(os.path.join(logdir, "summary.json")))["env_steps"] == 0
+    capsys.readouterr()
+    two = tmp_path / "two-agents"  # a source with seeds 0 and 1
+    for seed in (0, 1):
+        shutil.copytree(os.path.join(source, "seed-0"), two / "replay" / f"seed-{seed}")
+    # Refusals, one sentence each, before anything runs.
+    for i, (argv, says) in enumerate(
+        (
+            ([*TINY, "--no-collect"], "collect=false needs replay_from"),
+            ([*TINY, "--replay-from", finished_run, "--obs", "pixels"], "holds observations (5,)"),
+            (
+                [*TINY, "--replay-from", str(two), "--num-seeds", "3"],
+                "no replay for agent seed-2 (it holds seed-0, seed-1)",
+            ),
+            ([*TINY, "--replay-from", logdir], "must be another run's directory"),
+        )
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            train_main([*argv, "--logdir", logdir if logdir in argv else str(tmp_path / f"refused-{i}")])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and says in err and err.count("\n") == 1, err
+        refused = tmp_path / f"refused-{i}"
+        assert not refused.exists() or not os.listdir(refused)  # nothing written there
 
 
 def test_evaluate_restores_and_writes_returns_and_videos(tmp_path):

@@ -222,6 +222,10 @@ class TrainConfig:
     """How seeds and sweep rows run: `vmap` (batched: fast on GPU/TPU), `map` (one after another: bit-identical to single runs), `auto`: map on CPU, vmap elsewhere."""
     sweep: tuple[str, ...] = ()
     """Hyperparameter sweep, e.g. ('learning_rate=1e-3,3e-4', 'free_nats=2,3'): every combination x every seed trains in one program."""
+    replay_from: str = ""
+    """Train on the episodes of another run (its directory, or one agent's replay directory), read-only; training starts at once, without random seed episodes."""
+    collect: bool = True
+    """Collect new episodes with the planner; false (with replay_from) trains on that replay alone, one cycle of C updates per "episode"."""
 
 
 @dataclass(frozen=True)
@@ -607,6 +611,8 @@ def validate(cfg: Config) -> Config:
         for name, value in hyper.items():
             if value < 0 or (value == 0 and name not in _NON_NEGATIVE) or not math.isfinite(value):
                 raise ConfigError(f"sweep value {name}={value:g} is out of range.")
+    if not t.collect and not t.replay_from:
+        raise ConfigError("collect=false needs replay_from: without collecting there is nothing to train on.")
     if t.train_steps % t.updates_per_call:
         raise ConfigError(f"updates_per_call must divide train_steps ({t.train_steps}), got {t.updates_per_call}.")
     return cfg

@@ -78,13 +78,23 @@ def _open(path: str, *, verify: bool) -> dict[str, np.ndarray]:
 
 
 class Replay:
-    """Episodes of one agent. `directory=None` keeps them in memory only."""
+    """Episodes of one agent. `directory=None` keeps them in memory only; `readonly` opens a
+    store that this process must never change (another run's, for offline training)."""
 
-    def __init__(self, directory: str | os.PathLike | None = None):
+    def __init__(self, directory: str | os.PathLike | None = None, *, readonly: bool = False):
         self.directory = os.fspath(directory) if directory is not None else None
+        self.readonly = readonly
         self.episodes: list[dict[str, np.ndarray]] = []
-        if self.directory is not None:
+        if self.directory is not None and not readonly:
             os.makedirs(self.directory, exist_ok=True)
+
+    @classmethod
+    def union(cls, *replays: Replay) -> Replay:
+        """An in-memory replay over the episodes of `replays` in order, for sampling: the
+        same arrays (memory-mapped where stored), nothing copied."""
+        out = cls()
+        out.episodes = [ep for replay in replays for ep in replay.episodes]
+        return out
 
     def __len__(self) -> int:
         return len(self.episodes)
@@ -96,6 +106,8 @@ class Replay:
 
     def add(self, episode: Mapping[str, np.ndarray]) -> int:
         """Store an episode (and write it if the store has a directory); returns its index."""
+        if self.readonly:
+            raise ReplayError(f"{self.directory} is read-only here: no episode is added to it.")
         episode = {k: np.asarray(episode[k]) for k in KEYS}
         length = len(episode["reward"])
         if any(len(v) != length for v in episode.values()) or length < 2:
@@ -132,14 +144,15 @@ class Replay:
         return _open(path, verify=False)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, limit: int | None = None) -> Replay:
+    def load(cls, directory: str | os.PathLike, limit: int | None = None, *, readonly: bool = False) -> Replay:
         """Read the episodes in `directory` in order, the first `limit` of them if given.
 
         A damaged or unreadable episode file is reported and stops the load there: the
         intact episodes before it are kept (episode indices stay contiguous), and the
-        damaged file is renamed to `*.damaged` so that the next episode can take its place.
+        damaged file is renamed to `*.damaged` so that the next episode can take its place
+        (with `readonly`, left where it is: nothing in the directory changes).
         """
-        replay = cls(directory)
+        replay = cls(directory, readonly=readonly)
         names = sorted(n for n in os.listdir(replay.directory) if _FILE.match(n))
         for expected, name in enumerate(names):
             if limit is not None and expected >= limit:
@@ -162,6 +175,8 @@ class Replay:
                     exc,
                     expected,
                 )
+                if readonly:
+                    break
                 target, n = path + ".damaged", 1
                 while os.path.exists(target):  # set aside before, in an earlier resume
                     target, n = f"{path}.damaged-{n}", n + 1
@@ -172,6 +187,8 @@ class Replay:
 
     def truncate(self, count: int) -> None:
         """Keep the first `count` episodes; later ones leave memory and disk."""
+        if self.readonly and count < len(self.episodes):
+            raise ReplayError(f"{self.directory} is read-only here: its episodes are not truncated.")
         del self.episodes[count:]
         if self.directory is None:
             return

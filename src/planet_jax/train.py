@@ -44,6 +44,7 @@ from planet_jax import compiler, distributed, rssm
 from planet_jax import config as C
 from planet_jax.config import Config, ConfigError
 from planet_jax.logger import MetricsLog, mean_and_stderr, plot_curves, write_json
+from planet_jax.replay import Replay
 
 log = logging.getLogger("planet_jax")
 
@@ -289,6 +290,90 @@ def check_disk(cfg: Config, directory: str, stored: Sequence[int]) -> None:
         )
 
 
+def check_replay_from(path: str, logdir: str) -> None:
+    """Refuse, in one sentence, a `--replay-from` that is not another run's directory."""
+    if not path:
+        return
+    if not os.path.isdir(path):
+        raise RunDirError(f"--replay-from {path} is not a directory.")
+    src, own = os.path.realpath(path), os.path.realpath(logdir)
+    if src == own or src.startswith(own + os.sep) or own.startswith(src + os.sep):
+        raise RunDirError(f"--replay-from {path} must be another run's directory, not inside --logdir {logdir}.")
+
+
+def _replay_root(path: str) -> str:
+    """The directory holding agents' replays (`DIR/replay`) or one agent's episodes."""
+    inner = os.path.join(path, "replay")
+    return inner if os.path.isdir(inner) else path
+
+
+def source_replays(cfg: Config, logdir: str, agents: range) -> list:
+    """The read-only replays of `--replay-from` for `agents` (row indices), each agent's
+    from the source's replay with its own row name, or from the source's only replay.
+
+    The first start records how many episodes each source held (`pin_sources` writes
+    `replay_from.json` in the run directory) and a resumed run reads exactly those, so that
+    it trains on the same data even if the source run has since collected more. Reads only:
+    a refused source leaves no trace in the run directory.
+    """
+    from planet_jax.replay import Replay
+
+    src = cfg.train.replay_from
+    root = _replay_root(src)
+    names = sorted(os.listdir(root))
+    if any(n.startswith("episode-") for n in names):
+        pick = lambda name: root  # noqa: E731  (one agent's replay: every agent trains on it)
+    else:
+        subdirs = [n for n in names if os.path.isdir(os.path.join(root, n))]
+
+        def pick(name):
+            if name in subdirs or len(subdirs) == 1:
+                return os.path.join(root, name if name in subdirs else subdirs[0])
+            held = ", ".join(subdirs) or "no replay"
+            raise RunDirError(
+                f"--replay-from {src} has no replay for agent {name} (it holds {held}): train the seeds it "
+                "holds, or name one agent's replay directory."
+            )
+
+    record = _pin_path(logdir)
+    pinned = {}
+    if os.path.exists(record):
+        with open(record) as f:
+            pinned = json.load(f)["episodes"]
+    replays = []
+    for r in agents:
+        name = C.row_name(cfg, r)
+        replay = Replay.load(pick(name), limit=pinned.get(name), readonly=True)
+        if name in pinned and len(replay) < pinned[name]:
+            raise RunDirError(
+                f"--replay-from {src} now holds {len(replay)} intact episodes for {name}, fewer than the "
+                f"{pinned[name]} this run started with."
+            )
+        if not replay.episodes:
+            raise RunDirError(f"--replay-from {src} holds no episodes for agent {name}.")
+        first = replay.episodes[0]
+        if first["obs"].shape[1:] != cfg.obs_shape or first["action"].shape[1:] != (cfg.action_size,):
+            raise RunDirError(
+                f"--replay-from {src} holds observations {first['obs'].shape[1:]} and actions "
+                f"{first['action'].shape[1:]}, but this run's task and --obs give {cfg.obs_shape} and "
+                f"({cfg.action_size},)."
+            )
+        replays.append(replay)
+    return replays
+
+
+def _pin_path(logdir: str) -> str:
+    process = jax.process_index()  # each process pins its own agents' sources
+    return os.path.join(logdir, "replay_from.json" if process == 0 else f"replay_from-{process}.json")
+
+
+def pin_sources(cfg: Config, logdir: str, agents: range, replays: Sequence) -> None:
+    """Record how many episodes each agent's `--replay-from` source holds (first start only)."""
+    if not os.path.exists(_pin_path(logdir)):
+        counts = {C.row_name(cfg, r): len(replay) for r, replay in zip(agents, replays, strict=True)}
+        write_json(_pin_path(logdir), {"path": os.path.abspath(cfg.train.replay_from), "episodes": counts})
+
+
 def _size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000:
@@ -521,7 +606,6 @@ class Trainer:
     def __init__(self, cfg: Config, logdir: str, *, progress: bool = True):
         from planet_jax.checkpoint import Checkpointer
         from planet_jax.envs import env_seed, make_batch_env
-        from planet_jax.replay import Replay
 
         self.cfg, self.logdir, self.progress = cfg, logdir, progress
         t = cfg.train
@@ -533,6 +617,8 @@ class Trainer:
         self.my_seeds = self.seeds[self.mine.start : self.mine.stop]
         self.sweep = bool(t.sweep)
         self.env_seed = env_seed
+        # Another run's episodes to train on (`--replay-from`), never written to.
+        self.sources = source_replays(cfg, logdir, self.mine) if t.replay_from else None
         if self.primary:
             prepare_logdir(cfg, logdir)
         distributed.sync("config written")
@@ -542,9 +628,11 @@ class Trainer:
         self.keys = seed_keys(cfg)[self.mine.start : self.mine.stop]
         e = cfg.env.envs_per_seed
         # Seeds of these env objects do not matter: every episode resets with its own seed.
-        self.train_envs = make_batch_env(
-            cfg, [env_seed(s, "train", 10**6 + j) for s in self.my_seeds for j in range(e)]
-        )
+        self.train_envs = None
+        if t.collect:
+            self.train_envs = make_batch_env(
+                cfg, [env_seed(s, "train", 10**6 + j) for s in self.my_seeds for j in range(e)]
+            )
         self.test_envs = None
         self.stop_signal: int | None = None
 
@@ -559,7 +647,10 @@ class Trainer:
             )
         # Every intact episode on disk; a damaged file ends its seed's list (and is set aside).
         self.replays = [Replay.load(d) for d in replay_dirs]
-        check_disk(cfg, os.path.join(logdir, "replay"), [len(r) for r in self.replays])
+        if self.sources is not None:
+            pin_sources(cfg, logdir, self.mine, self.sources)
+        if t.collect:
+            check_disk(cfg, os.path.join(logdir, "replay"), [len(r) for r in self.replays])
         intact = distributed.gather(np.array([len(r) for r in self.replays])).tolist()  # of every agent
         if self.ckpt.steps():
             target = jax.eval_shape(initial_state(cfg))
@@ -665,8 +756,11 @@ class Trainer:
         [N, updates_per_call, B, L, ...], each seed's drawn with its own generator seeded by
         (seed, episode, call), so that a resumed run draws the same ones."""
         t = self.cfg.train
-        out = self.replays[0].empty_batch((len(self.replays), t.updates_per_call), t.batch_size, t.chunk_length)
-        for i, (replay, seed) in enumerate(zip(self.replays, self.my_seeds, strict=True)):
+        pools = self.replays
+        if self.sources is not None:  # the source's episodes first, then those collected here
+            pools = [Replay.union(src, own) for src, own in zip(self.sources, self.replays, strict=True)]
+        out = pools[0].empty_batch((len(pools), t.updates_per_call), t.batch_size, t.chunk_length)
+        for i, (replay, seed) in enumerate(zip(pools, self.my_seeds, strict=True)):
             rng = np.random.default_rng([seed, 3, self.episodes, call])
             for j in range(t.updates_per_call):
                 replay.sample(rng, t.batch_size, t.chunk_length, out={k: v[i, j] for k, v in out.items()})
@@ -754,9 +848,12 @@ class Trainer:
 
     def cycle(self, bar) -> None:
         cfg, t = self.cfg, self.cfg.train
-        e, n = cfg.env.envs_per_seed, len(self.seeds)  # n: agents in all processes
+        if not t.collect:
+            self.offline_cycle(bar)
+            return
+        e = cfg.env.envs_per_seed
         record: dict = {}
-        if self.episodes < t.seed_episodes:
+        if self.episodes < t.seed_episodes and self.sources is None:
             episodes = self.collect_random()
             plan_ms = None
         else:
@@ -791,7 +888,24 @@ class Trainer:
                 update = {k: float(v[i]) for k, v in record.items()}
                 update["plan_ms_per_action"] = plan_ms
                 self.metrics.write({"kind": "update", **common, **update}, step=self.episodes)
-        if self.episodes % t.test_every < e or self.episodes >= t.episodes:
+        self.end_cycle(bar, e)
+
+    def offline_cycle(self, bar) -> None:
+        """One cycle without collecting (`collect=false`): C updates on the replay, counted as
+        one "episode" of the schedule; no environment steps."""
+        record = self.train_cycle()
+        self.episodes += 1
+        for i in range(len(self.rows)):
+            common = {"episode": self.episodes, "env_steps": self.env_steps, **self.row_fields(i)}
+            self.metrics.write(
+                {"kind": "update", **common, **{k: float(v[i]) for k, v in record.items()}}, step=self.episodes
+            )
+        self.end_cycle(bar, 1)
+
+    def end_cycle(self, bar, step: int) -> None:
+        """The test phase and checkpoint due after a cycle of `step` episodes per agent."""
+        t, n = self.cfg.train, len(self.seeds)  # n: agents in all processes
+        if self.episodes % t.test_every < step or self.episodes >= t.episodes:
             test_returns = self.test()
             for i in range(len(self.rows)):
                 self.metrics.write(
@@ -813,9 +927,9 @@ class Trainer:
                     + (f" +- {se:.1f} (s.e., {n} seeds)" if n > 1 else f"  ({t.test_episodes} episodes)")
                 )
                 self.plot(MetricsLog.read(self.logdir))
-        if self.episodes % t.checkpoint_every < e:
+        if self.episodes % t.checkpoint_every < step:
             self.save()
-        bar.update(e)
+        bar.update(step)
         bar.set_postfix(
             {
                 "env_steps": str(self.env_steps),
@@ -837,7 +951,8 @@ class Trainer:
         """Release the log, checkpoint manager and environments."""
         self.metrics.close()
         self.ckpt.close()
-        self.train_envs.close()
+        if self.train_envs is not None:
+            self.train_envs.close()
         if self.test_envs is not None:
             self.test_envs.close()
 
@@ -904,6 +1019,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fresh and distributed.is_primary():
         print(f"starting a new run in {args.logdir}", flush=True)
     try:
+        check_replay_from(cfg.train.replay_from, args.logdir)
         check_logdir(args.logdir)
         trainer = Trainer(cfg, args.logdir, progress=args.progress)
     except (RunDirError, ConfigError) as exc:
