@@ -13,6 +13,7 @@ Everything goes to DIR/eval/step-S/ (seed i of a sweep: DIR/eval/step-S/seed-i/)
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -44,6 +45,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed-index", type=int, default=None, help="which agent (row) of a sweep (default: all)")
     p.add_argument("--videos", type=int, default=1, help="episodes to film per agent (default 1)")
     p.add_argument("--openloop-steps", type=int, default=50, help="prior-only prediction steps in openloop.mp4")
+    p.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log the returns and videos to the run's W&B run (LOGDIR/wandb.json; see train --wandb)",
+    )
+    p.add_argument("--wandb-project", default="planet_jax", help="W&B project if the run has no W&B run yet")
     p.add_argument(
         "--no-compile-cache", action="store_true", help="do not use JAX's persistent compilation cache (see train)"
     )
@@ -81,7 +88,17 @@ def openloop_video(cfg, params, obs: np.ndarray, actions: np.ndarray, key: jax.A
     return np.concatenate([truth, pred, error], axis=2)
 
 
-def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | None, videos: int, openloop_steps: int):
+def evaluate(
+    logdir: str,
+    step: int | None,
+    episodes: int,
+    seed_index: int | None,
+    videos: int,
+    openloop_steps: int,
+    tracker=None,
+):
+    """Evaluate agents of a run's checkpoint; `tracker` (a `tracking.Wandb`) also gets the
+    returns and videos, at the checkpoint's episode."""
     from planet_jax.envs import env_seed, make_batch_env
 
     cfg, state, step = load_run(logdir, step)
@@ -118,12 +135,13 @@ def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | Non
         envs.close()
         out = os.path.join(logdir, "eval", f"step-{step}") + (f"/{C.row_name(cfg, i)}" if n > 1 else "")
         os.makedirs(out, exist_ok=True)
+        films = {}  # W&B key -> (path, fps)
         for j, f in enumerate(frames):
-            write_video(os.path.join(out, f"episode-{j}.mp4"), np.stack(f))
+            films[f"episode-{j}"] = (write_video(os.path.join(out, f"episode-{j}.mp4"), np.stack(f)), 20)
         if cfg.env.obs == "pixels":
             obs0, actions0 = np.stack(traj["obs"]), np.stack(traj["action"])
             video = openloop_video(cfg, params, obs0, actions0, jax.random.key(0), openloop_steps)
-            write_video(os.path.join(out, "openloop.mp4"), video, fps=10, scale=3)
+            films["openloop"] = (write_video(os.path.join(out, "openloop.mp4"), video, fps=10, scale=3), 10)
         record = {
             "step": step,
             "seed": seed,
@@ -133,6 +151,12 @@ def evaluate(logdir: str, step: int | None, episodes: int, seed_index: int | Non
             "returns": returns.tolist(),
         }
         write_json(os.path.join(out, "returns.json"), record)
+        if tracker is not None:
+            tag = f"eval/{C.row_name(cfg, i)}"
+            tracker.run.log({"episode": step, f"{tag}/mean": record["mean"], f"{tag}/std": record["std"]})
+            for name, (path, fps) in films.items():
+                if path.endswith(".mp4"):  # not the frames-only fallback without ffmpeg
+                    tracker.video(f"{tag}/{name}", path, step, fps=fps)
         print(
             f"seed {seed} step {step}: return {record['mean']:.1f} +- {record['std']:.1f} (std over {episodes} episodes)"
             f"\n  returns {np.round(returns, 1).tolist()}\n  written to {out}",
@@ -151,11 +175,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     from planet_jax import compiler
 
     compiler.use_compilation_cache(not args.no_compile_cache)
+    tracker = None
     try:
-        evaluate(args.logdir, args.step, args.episodes, args.seed_index, args.videos, args.openloop_steps)
+        if args.wandb:
+            from planet_jax.tracking import TrackingError, Wandb
+
+            if not os.path.exists(os.path.join(args.logdir, "config.json")):
+                raise CheckpointError(f"{args.logdir} holds no run (no config.json).")
+            with open(os.path.join(args.logdir, "config.json")) as f:
+                try:
+                    tracker = Wandb(args.logdir, json.load(f), project=args.wandb_project, job="evaluate")
+                except TrackingError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 1
+        evaluate(args.logdir, args.step, args.episodes, args.seed_index, args.videos, args.openloop_steps, tracker)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if tracker is not None:
+            tracker.close()
     return 0
 
 

@@ -21,12 +21,14 @@ from planet_jax.config import PAPER_SCORES_1000
 
 
 class MetricsLog:
-    """Append-only metrics with TensorBoard mirroring."""
+    """Append-only metrics with TensorBoard mirroring, and any `mirrors` (objects with
+    `log(record)` and `close()`, such as `tracking.Wandb`) given each record too."""
 
-    def __init__(self, logdir: str, *, tensorboard: bool = True, purge_step: int | None = None):
+    def __init__(self, logdir: str, *, tensorboard: bool = True, purge_step: int | None = None, mirrors=()):
         self.path = os.path.join(logdir, "metrics.jsonl")
         self._file = open(self.path, "a")  # noqa: SIM115 (kept open for the run)
         self._tb = None
+        self.mirrors = list(mirrors)
         if tensorboard:
             from tensorboardX import SummaryWriter
 
@@ -39,23 +41,17 @@ class MetricsLog:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self._tb is not None and step is not None:
-            prefix = record.get("kind", "metrics")
-            for key, value in record.items():
-                if (
-                    isinstance(value, (int, float))
-                    and not isinstance(value, bool)
-                    and key not in ("episode", "seed", "row", "time")
-                ):
-                    agent = (
-                        f"{record['combo']}/seed{record['seed']}" if "combo" in record else f"seed{record.get('seed')}"
-                    )
-                    tag = f"{prefix}/{key}" if "seed" not in record else f"{prefix}/{agent}/{key}"
-                    self._tb.add_scalar(tag, value, step)
+            for tag, value in scalar_tags(record).items():
+                self._tb.add_scalar(tag, value, step)
+        for mirror in self.mirrors:
+            mirror.log(record)
 
     def close(self) -> None:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+        for mirror in self.mirrors:
+            mirror.close()
 
     @staticmethod
     def read(logdir: str) -> list[dict]:
@@ -81,6 +77,22 @@ class MetricsLog:
             for r in records:
                 f.write(json.dumps(r) + "\n")
         os.replace(tmp, path)
+
+
+def scalar_tags(record: dict) -> dict[str, float]:
+    """A metrics record's numbers under their tags: `KIND/KEY`, or `KIND/seedS/KEY`
+    (`KIND/COMBO/seedS/KEY` within a sweep) for one agent's record."""
+    prefix = record.get("kind", "metrics")
+    out = {}
+    for key, value in record.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or key in ("episode", "seed", "row", "time"):
+            continue
+        if "seed" not in record:
+            out[f"{prefix}/{key}"] = value
+        else:
+            agent = f"{record['combo']}/seed{record['seed']}" if "combo" in record else f"seed{record['seed']}"
+            out[f"{prefix}/{agent}/{key}"] = value
+    return out
 
 
 def write_json(path: str, obj) -> None:

@@ -100,6 +100,12 @@ class TrainArgs:
     """Show a progress bar."""
     fresh: bool = False
     """If LOGDIR already holds a run, start a new one in LOGDIR-1 (or -2, ...) instead of resuming."""
+    wandb: bool = False
+    """Mirror metrics (and evaluate's videos) to Weights & Biases; WANDB_MODE=offline writes them under LOGDIR/wandb for a later `wandb sync`."""
+    wandb_project: str = "planet_jax"
+    """W&B project of a new run (a resumed run keeps its own, from LOGDIR/wandb.json)."""
+    wandb_entity: str = ""
+    """W&B entity (user or team) of a new run; default: your W&B default."""
     compile_cache: bool = True
     """Keep compiled programs in JAX's persistent cache (~/.cache/planet_jax/xla, or $PLANET_JAX_CACHE), so that resuming or evaluating a run does not compile it again."""
     distributed: bool = False
@@ -299,6 +305,14 @@ def check_replay_from(path: str, logdir: str) -> None:
     src, own = os.path.realpath(path), os.path.realpath(logdir)
     if src == own or src.startswith(own + os.sep) or own.startswith(src + os.sep):
         raise RunDirError(f"--replay-from {path} must be another run's directory, not inside --logdir {logdir}.")
+
+
+def check_wandb(wanted: bool) -> None:
+    """Refuse `--wandb` without the wandb package, before anything is built."""
+    import importlib.util
+
+    if wanted and importlib.util.find_spec("wandb") is None:
+        raise RunDirError("--wandb needs the wandb package: pip install 'planet-jax[wandb]'.")
 
 
 def _replay_root(path: str) -> str:
@@ -603,7 +617,7 @@ class Trainer:
     the agents (`self.mine`), and process 0 alone writes the config, logs and summary.
     """
 
-    def __init__(self, cfg: Config, logdir: str, *, progress: bool = True):
+    def __init__(self, cfg: Config, logdir: str, *, progress: bool = True, wandb: dict | None = None):
         from planet_jax.checkpoint import Checkpointer
         from planet_jax.envs import env_seed, make_batch_env
 
@@ -673,7 +687,12 @@ class Trainer:
             replay.truncate(count)
         if self.primary:
             MetricsLog.truncate(logdir, self.episodes)
-            self.metrics = MetricsLog(logdir, purge_step=self.episodes + 1)
+            mirrors = []
+            if wandb is not None:  # {"project": ..., "entity": ...}
+                from planet_jax.tracking import Wandb
+
+                mirrors.append(Wandb(logdir, C.to_dict(cfg), **wandb))
+            self.metrics = MetricsLog(logdir, purge_step=self.episodes + 1, mirrors=mirrors)
         else:
             self.metrics = _NoLog()
         self.last = {"train_return": float("nan"), "test_return": float("nan"), "updates_per_s": 0.0, "plan_ms": 0.0}
@@ -1020,8 +1039,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"starting a new run in {args.logdir}", flush=True)
     try:
         check_replay_from(cfg.train.replay_from, args.logdir)
+        check_wandb(args.wandb)
         check_logdir(args.logdir)
-        trainer = Trainer(cfg, args.logdir, progress=args.progress)
+        wandb = {"project": args.wandb_project, "entity": args.wandb_entity} if args.wandb else None
+        trainer = Trainer(cfg, args.logdir, progress=args.progress, wandb=wandb)
     except (RunDirError, ConfigError) as exc:
         fail(str(exc))
     except RuntimeError as exc:  # no GL backend, no intact checkpoint, ...
