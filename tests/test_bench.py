@@ -14,7 +14,7 @@ def test_bench_all_writes_every_case(tmp_path):
     command = [sys.executable, "-m", "planet_jax.bench", "all", "--preset", "debug", "--task", "cartpole-balance",
                "--obs", "state", "--json", str(path), "--repeats", "2", "--long-repeats", "1", "--steps", "5",
                "--envs", "1", "--seeds", "1", "2", "--episode-steps", "200", "--train-steps", "4",
-               "--updates-per-call", "2", "--matmul-size", "512"]  # fmt: skip
+               "--updates-per-call", "2", "--matmul-size", "512", "--stored", "12"]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     records = {r["name"]: r for r in json.loads(path.read_text())}
@@ -28,11 +28,14 @@ def test_bench_all_writes_every_case(tmp_path):
         "sweep/debug/act/N=2",
         "episode/debug/cartpole-balance",
         "cycle/debug/cartpole-balance",
+        "replay/disk-warm",
+        "replay/disk-cold",
+        "replay/memory",
     }
     for r in records.values():
         assert KEYS <= r.keys(), r["name"]
         assert r["device"].startswith(("cpu", "host")) and 0 < r["min_s"] <= r["median_s"] <= r["max_s"]
-        if not r["name"].startswith("envs/"):  # compared with the matmul rate read around the case
+        if not r["name"].startswith(("envs/", "replay/")):  # compared with the matmul rate read around the case
             before, after = r["matmul_readings"]
             assert before > 0 and after > 0 and r["matmul_gflops"] == pytest.approx((before + after) / 2)
     for what in ("update", "act"):
@@ -42,6 +45,10 @@ def test_bench_all_writes_every_case(tmp_path):
     cycle = records["cycle/debug/cartpole-balance"]
     assert (cycle["train_steps"], cycle["agent_steps"], cycle["episode_steps"]) == (4, 25, 200)
     assert records["episode/debug/cartpole-balance"]["ms_per_agent_step"] > 0
+    for case in ("disk-warm", "disk-cold", "memory"):
+        replay = records[f"replay/{case}"]
+        assert replay["stored"] == 12 and replay["batches_per_s"] == pytest.approx(2 / replay["median_s"])
+        assert {"rss_anon_growth_mb", "stored_mb", "mb_per_call"} <= replay.keys()  # (memory: test_replay)
     assert "device: cpu" in out.stdout
 
 

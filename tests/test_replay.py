@@ -228,3 +228,40 @@ def test_a_union_samples_as_one_store_holding_both():
     x, y = union.sample(np.random.default_rng(2), 16, 6), both.sample(np.random.default_rng(2), 16, 6)
     for k in x:
         np.testing.assert_array_equal(x[k], y[k])
+
+
+def test_resident_memory_after_loading_200_pixel_episodes_stays_far_below_their_size(tmp_path):
+    """A fresh process loads (and CRC-checks) 200 stored pixel episodes of 100 steps (248 MB)
+    and samples from them: its own (anonymous) resident memory grows by a small fraction of
+    that; the frames stay in the page cache, which the kernel may drop."""
+    import subprocess
+    import sys
+
+    replay = Replay(tmp_path)
+    episode = make_episode(0, 100, obs_shape=(64, 64, 3))
+    for _ in range(200):
+        replay.add(episode)
+    stored = 200 * sum(v.nbytes for v in episode.values())
+    del replay
+    script = f"""
+import numpy as np
+from planet_jax.replay import Replay
+
+def anon():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("RssAnon:"))
+
+before = anon()
+replay = Replay.load({str(tmp_path)!r})
+grown = anon() - before
+out = replay.empty_batch((), 50, 50)  # one batch buffer (30 MB), as the trainer keeps
+for seed in range(20):
+    replay.sample(np.random.default_rng(seed), 50, 50, out=out)
+print(len(replay), grown, anon() - before - out["obs"].nbytes)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    count, after_load, after_sampling = (int(x) for x in done.stdout.split())
+    assert count == 200
+    # 5% of 248 MB: room for Python's objects and the maps' page tables, not for the frames.
+    assert after_load < 0.05 * stored, (after_load, stored)
+    assert after_sampling < 0.05 * stored, (after_sampling, stored)

@@ -1,4 +1,4 @@
-"""Benchmarks: `python -m planet_jax.bench {envs,update,planner,sweep,episode,cycle,all} --preset paper [--json FILE]`.
+"""Benchmarks: `python -m planet_jax.bench {envs,update,planner,sweep,episode,cycle,replay,all} --preset paper [--json FILE]`.
 
 - envs: frames per second of step + render, for a batch of 1, 2, 4 environments;
 - update: seconds per gradient update (`--batch B ...`);
@@ -8,6 +8,8 @@
 - episode: one collection episode with the planner (exploration noise on), environments
   and all;
 - cycle: one whole training cycle, C updates + one collection episode, as `train` runs it;
+- replay: the host batches of one update call from a stored replay (`--stored` episodes),
+  held in memory, on disk with a warm and with a cold page cache, and the memory of each;
 - all: every case above.
 
 Every figure is a median over repeats after warm-up, with min and max, the device it ran
@@ -68,12 +70,7 @@ def device_name() -> str:
 
     dev = jax.devices()[0]
     if dev.platform == "cpu":
-        model = platform.processor() or ""
-        try:
-            with open("/proc/cpuinfo") as f:
-                model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-        except (OSError, StopIteration):
-            pass
+        model = cpu_model()
         import os
 
         # Whether XLA's buffers get transparent huge pages (planet_jax.hostmem): ~25% on an update.
@@ -626,10 +623,133 @@ def bench_cycle(args) -> list[Record]:
     ]
 
 
+def _memory() -> dict[str, float]:
+    """The process's resident memory in MB: anonymous (its own) and file-backed (mapped
+    page cache, which the kernel may drop at any time), from /proc/self/status."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def _evict(directory: str) -> None:
+    """Drop the page cache of every file under `directory` (POSIX_FADV_DONTNEED; clean
+    pages only, no privileges needed), so that the next read comes from the disk."""
+    import os
+
+    for root, _, files in os.walk(directory):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def bench_replay(args) -> list[Record]:
+    """The replay as a paper run uses it: `--stored` synthetic episodes of the preset's task
+    (501 frames of 64x64x3 for a paper pixel run), then seconds per host batch of one update
+    call (updates_per_call x B x L chunks, what `train` samples while the update runs) from
+    episodes held in memory (the replay before the disk store), from the disk store with a
+    warm page cache, and with a cold one (evicted before every repeat); with the resident
+    memory of each and the seconds to load (CRC-check) the store."""
+    import os
+    import tempfile
+
+    from planet_jax.replay import Replay
+
+    cfg = _bench_config(args)
+    t = cfg.train
+    rng = np.random.default_rng(0)
+    length = cfg.episode_length
+    episode = {  # one random episode, stored N times (contents do not matter to the copies)
+        "obs": _random_obs(cfg, (length + 1,), rng),
+        "action": rng.uniform(-1, 1, (length + 1, cfg.action_size)).astype(np.float32),
+        "reward": rng.uniform(0, 1, length + 1).astype(np.float32),
+    }
+    k, batch, chunk = t.updates_per_call, t.batch_size, t.chunk_length
+    call_mb = k * batch * chunk * (episode["obs"][0].nbytes + 4 * cfg.action_size + 4) / 1e6
+    settings = _settings(cfg, args, stored=args.stored, updates_per_call=k, batch=batch, length=chunk)
+    device = f"host ({device_name_host()})"
+    records = []
+
+    def sampler(replay):
+        out = replay.empty_batch((k,), batch, chunk)
+
+        def run():
+            for j in range(k):
+                replay.sample(rng, batch, chunk, out={key: v[j] for key, v in out.items()})
+
+        return run
+
+    def record(name, times, memory, **extra):
+        median = statistics.median(times)
+        extra = {"mb_per_call": call_mb, "batches_per_s": k / median, "mb_per_s": call_mb / median, **memory, **extra}
+        records.append(make_record(f"replay/{name}", times, device=device, settings=settings, extra=extra))
+
+    base = tempfile.mkdtemp(dir=args.replay_dir or None, prefix="planet_jax-replay-")
+    try:
+        store = Replay(os.path.join(base, "seed-0"))
+        start = time.perf_counter()
+        for _ in range(args.stored):
+            store.add(episode)
+        write_s = time.perf_counter() - start
+        stored_mb = args.stored * sum(v.nbytes for v in episode.values()) / 1e6
+        del store
+        _evict(base)
+        before = _memory()
+        start = time.perf_counter()
+        disk = Replay.load(os.path.join(base, "seed-0"))
+        load_s = time.perf_counter() - start
+        after = _memory()
+        grown = {"stored_mb": stored_mb, "rss_anon_growth_mb": after["RssAnon"] - before["RssAnon"]}
+        record(
+            "disk-warm",
+            timeit(sampler(disk), warmup=1, repeats=args.repeats),
+            grown,
+            load_s=load_s,
+            write_s=write_s,
+        )
+        del disk
+        cold = []
+        for _ in range(args.repeats):
+            # Mapped pages stay cached: unmap (drop the store), evict, map again unread.
+            _evict(base)
+            run = sampler(Replay.load(os.path.join(base, "seed-0"), verify=False))
+            cold += timeit(run, warmup=0, repeats=1)
+            del run
+        record("disk-cold", cold, grown)
+        if args.stored_in_memory:
+            before = _memory()
+            memory = Replay()
+            for _ in range(args.stored):
+                memory.add({key: v.copy() for key, v in episode.items()})
+            after = _memory()
+            grown = {"stored_mb": stored_mb, "rss_anon_growth_mb": after["RssAnon"] - before["RssAnon"]}
+            record("memory", timeit(sampler(memory), warmup=1, repeats=args.repeats), grown)
+    finally:
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
+    return records
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or ""
+
+
 def device_name_host() -> str:
     import os
 
-    return f"{os.cpu_count()} cores"
+    return ", ".join(part for part in (f"{os.cpu_count()} cores", cpu_model()) if part)
 
 
 # ----------------------------------------------------------------------------------------
@@ -662,6 +782,7 @@ CASES: dict[str, Callable[[argparse.Namespace], list[Record]]] = {
     "sweep": bench_sweep,
     "episode": bench_episode,
     "cycle": bench_cycle,
+    "replay": bench_replay,
 }
 
 
@@ -692,6 +813,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-steps", type=int, default=None, help="override C, updates per cycle (cycle, sweep)")
     parser.add_argument("--updates-per-call", type=int, default=None, help="override updates per compiled call")
     parser.add_argument("--episode-steps", type=int, default=None, help="override simulator steps per episode")
+    parser.add_argument("--stored", type=int, default=200, help="replay: synthetic episodes stored (default 200)")
+    parser.add_argument(
+        "--stored-in-memory",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="replay: also measure the same episodes held in memory (needs their size in RAM)",
+    )
+    parser.add_argument("--replay-dir", default=None, help="replay: where to write the store (default: $TMPDIR)")
     parser.add_argument("--agent-axis", default=None, choices=["auto", "vmap", "map"], help="override (sweep)")
     parser.add_argument(
         "--set",

@@ -144,8 +144,12 @@ class Replay:
         return _open(path, verify=False)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, limit: int | None = None, *, readonly: bool = False) -> Replay:
+    def load(
+        cls, directory: str | os.PathLike, limit: int | None = None, *, readonly: bool = False, verify: bool = True
+    ) -> Replay:
         """Read the episodes in `directory` in order, the first `limit` of them if given.
+        `verify=False` maps the files without checking (reading) them: for measurements
+        of a cold page cache only.
 
         A damaged or unreadable episode file is reported and stops the load there: the
         intact episodes before it are kept (episode indices stay contiguous), and the
@@ -166,7 +170,7 @@ class Replay:
                     with np.load(path) as data:
                         episode = {k: data[k] for k in KEYS}
                 else:
-                    episode = _open(path, verify=True)
+                    episode = _open(path, verify=verify)
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, _Damaged) as exc:
                 log.warning(
                     "replay: %s is damaged (%s: %s); keeping the %d intact episodes before it",
