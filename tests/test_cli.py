@@ -45,7 +45,7 @@ def _bad_values(name, kind):
         return [("no_such_module_xyz", "could not be imported")]
     if name == "replay_from":
         return [("/no/such/run", "is not a directory")]
-    return []  # free-form strings (logdir, coordinator address)
+    return []  # free-form strings (logdir, coordinator address, W&B project and entity)
 
 
 CASES = [
@@ -58,7 +58,7 @@ CASES = [
 def test_every_field_is_covered():
     assert len(FIELDS) == len({f for f, *_ in FIELDS}) > 60
     untested = {name for _, name, kind, _ in FIELDS if not _bad_values(name, kind)}
-    assert untested == {"logdir", "coordinator_address"}
+    assert untested == {"logdir", "coordinator_address", "wandb_project", "wandb_entity"}  # free-form names
 
 
 @pytest.mark.parametrize("flag, name, value, says", CASES)
