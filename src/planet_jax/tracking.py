@@ -17,6 +17,8 @@ import secrets
 
 from planet_jax.logger import scalar_tags, write_json
 
+MISSING_PACKAGE = "--wandb needs the wandb package: pip install 'planet-jax[wandb]'."
+
 
 class TrackingError(RuntimeError):
     """The tracker could not be started; the message is one sentence."""
@@ -30,7 +32,7 @@ class Wandb:
         try:
             import wandb
         except ImportError:
-            raise TrackingError("--wandb needs the wandb package: pip install 'planet-jax[wandb]'.") from None
+            raise TrackingError(MISSING_PACKAGE) from None
         self._wandb = wandb
         path = os.path.join(logdir, "wandb.json")
         if os.path.exists(path):

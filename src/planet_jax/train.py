@@ -311,8 +311,10 @@ def check_wandb(wanted: bool) -> None:
     """Refuse `--wandb` without the wandb package, before anything is built."""
     import importlib.util
 
+    from planet_jax.tracking import MISSING_PACKAGE
+
     if wanted and importlib.util.find_spec("wandb") is None:
-        raise RunDirError("--wandb needs the wandb package: pip install 'planet-jax[wandb]'.")
+        raise RunDirError(MISSING_PACKAGE)
 
 
 def _replay_root(path: str) -> str:
@@ -330,8 +332,6 @@ def source_replays(cfg: Config, logdir: str, agents: range) -> list:
     it trains on the same data even if the source run has since collected more. Reads only:
     a refused source leaves no trace in the run directory.
     """
-    from planet_jax.replay import Replay
-
     src = cfg.train.replay_from
     root = _replay_root(src)
     names = sorted(os.listdir(root))
@@ -383,9 +383,10 @@ def _pin_path(logdir: str) -> str:
 
 def pin_sources(cfg: Config, logdir: str, agents: range, replays: Sequence) -> None:
     """Record how many episodes each agent's `--replay-from` source holds (first start only)."""
-    if not os.path.exists(_pin_path(logdir)):
+    path = _pin_path(logdir)
+    if not os.path.exists(path):
         counts = {C.row_name(cfg, r): len(replay) for r, replay in zip(agents, replays, strict=True)}
-        write_json(_pin_path(logdir), {"path": os.path.abspath(cfg.train.replay_from), "episodes": counts})
+        write_json(path, {"path": os.path.abspath(cfg.train.replay_from), "episodes": counts})
 
 
 def _size(n: float) -> str:
