@@ -79,7 +79,6 @@ def test_bench_planner_times_the_batch_sizes_in_turns(tmp_path):
     assert (one["envs"], three["envs"]) == (1, 3) and one["env_axis"] == three["env_axis"] == "vmap"
     assert one["rollout_unroll"] == 1  # auto, resolved: a loop on the CPU the tests run on
     assert one["reward_pass"] == "per_step"  # auto, resolved for the CPU
-    assert one["rollout_kernel"] == "xla" and "kernel_block" not in one
     assert one["x_one_env"] == 1.0 and three["x_one_env"] > 0
     assert one["matmul_readings"] == three["matmul_readings"]  # read around the shared block
     assert three["ms_per_env_action"] == pytest.approx(three["ms_per_action"] / 3)
@@ -87,23 +86,6 @@ def test_bench_planner_times_the_batch_sizes_in_turns(tmp_path):
     assert len(one["matmul_per_round"]) == 3 and one["matmul_per_round"] == three["matmul_per_round"]
     paired = [one["gflop"] / t / rate for t, rate in zip(one["times_s"], one["matmul_per_round"])]
     assert one["of_matmul_paired"] == pytest.approx(sorted(paired)[1])
-
-
-def test_bench_planner_records_the_kernel_launch_shape(tmp_path):
-    from planet_jax import bench
-
-    path = tmp_path / "planner.json"
-    argv = ["planner", "--preset", "debug", "--obs", "state", "--envs", "1", "--repeats", "1", "--json", str(path),
-            "--matmul-size", "512"]  # fmt: skip
-    assert bench.main([*argv, "--set", "rollout_kernel=pallas", "--set", "kernel_block=32"]) == 0
-    (record,) = json.loads(path.read_text())
-    assert record["rollout_kernel"] == "pallas" and record["reward_pass"] == "after"
-    assert (record["kernel_block"], record["kernel_warps"], record["kernel_stages"], record["kernel_rows"]) == (
-        32,
-        8,
-        2,
-        16,
-    )
 
 
 @pytest.mark.parametrize("bad", ["reward_units=lots", "no_such_field=1", "horizon", "sweep=free_nats=2,3"])

@@ -1,5 +1,5 @@
-"""experiments/gpu scripts: breakdown.py's choice of the form that `bench planner` then runs on a GPU, and
-xla_options.py's reading of the Triton tiles XLA chose."""
+"""experiments/gpu scripts: breakdown.py's choice of the form that `bench planner` then runs on a GPU and
+of the fastest correct kernel launch, and xla_options.py's reading of the Triton tiles XLA chose."""
 
 import importlib.util
 import json
@@ -20,34 +20,45 @@ def _script(name):
 
 
 XLA = dict(reward_pass="after")
-FAST = dict(rollout_kernel="pallas", kernel_block=16)
-FASTER = dict(rollout_kernel="pallas", kernel_block=32)
+PER_STEP = dict(reward_pass="per_step")
+FAST = dict(block=16, warps=8)
+FASTER = dict(block=32, warps=8)
 RECORDS = [
     dict(name="xla", envs=1, overrides=XLA, ms=5.1),
-    dict(name="xla 4", envs=4, overrides=XLA, ms=10.0),
-    dict(name="kernel", envs=1, overrides=FAST, ms=3.0, max_abs_diff_vs_imagine=4e-7),
-    dict(name="kernel 4", envs=4, overrides=FAST, ms=1.0, max_abs_diff_vs_imagine=4e-7),  # not one env
+    dict(name="xla per step", envs=1, overrides=PER_STEP, ms=5.6),
+    dict(name="xla 4", envs=4, overrides=PER_STEP, ms=1.0),  # not one env
+    dict(name="kernel", envs=1, overrides={}, launch=FAST, ms=3.0, max_abs_diff_vs_imagine=4e-7),
+    dict(name="kernel 4", envs=4, overrides={}, launch=FASTER, ms=1.0, max_abs_diff_vs_imagine=4e-7),  # not one env
     dict(name="fixed cost", ms=0.6),  # a part, not a form
 ]
 
 
-def test_the_fastest_correct_form_for_one_environment_is_picked():
+def test_the_fastest_xla_form_for_one_environment_is_picked_for_bench():
     fastest_form = _script("breakdown").fastest_form
-    assert fastest_form(RECORDS) == FAST
-    # A faster kernel whose states drifted from imagine's, or that failed its check, is never picked.
-    wrong = dict(name="wrong", envs=1, overrides=FASTER, ms=2.0, max_abs_diff_vs_imagine=2e-3)
-    broken = dict(name="broken", envs=1, overrides=FASTER, ms=1.5, max_abs_diff_vs_imagine="ValueError: ...")
-    assert fastest_form([*RECORDS, wrong, broken]) == FAST
-    assert fastest_form([*RECORDS, dict(wrong, max_abs_diff_vs_imagine=1e-5)]) == FASTER
-    assert fastest_form([r for r in RECORDS if r["name"] != "kernel"]) == XLA
+    # The faster kernel is experimental: bench cannot run it, so it is never the pick.
+    assert fastest_form(RECORDS) == XLA
+    assert fastest_form([r for r in RECORDS if r["name"] != "xla"]) == PER_STEP
+    assert fastest_form([r for r in RECORDS if "launch" in r]) is None
     assert fastest_form([]) is None
+
+
+def test_the_fastest_correct_kernel_launch_is_reported():
+    fastest_kernel = _script("breakdown").fastest_kernel
+    assert fastest_kernel(RECORDS) == FAST
+    # A faster kernel whose states drifted from imagine's, or that failed its check, is never picked.
+    wrong = dict(name="wrong", envs=1, overrides={}, launch=FASTER, ms=2.0, max_abs_diff_vs_imagine=2e-3)
+    broken = dict(name="broken", envs=1, overrides={}, launch=FASTER, ms=1.5, max_abs_diff_vs_imagine="ValueError: ...")
+    assert fastest_kernel([*RECORDS, wrong, broken]) == FAST
+    assert fastest_kernel([*RECORDS, dict(wrong, max_abs_diff_vs_imagine=1e-5)]) == FASTER
+    assert fastest_kernel([r for r in RECORDS if r["name"] != "kernel"]) is None
 
 
 def test_pick_prints_the_flags_that_run_sh_passes_to_bench_planner(tmp_path):
     path = tmp_path / "breakdown.json"
     path.write_text(json.dumps(dict(records=RECORDS)))
     out = subprocess.run([sys.executable, SCRIPT, "--pick", str(path)], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["--set", "rollout_kernel=pallas", "--set", "kernel_block=16"]
+    assert out.stdout.split() == ["--set", "reward_pass=after"]
+    assert "fastest correct rollout kernel launch: {'block': 16, 'warps': 8}" in out.stderr
 
 
 def test_triton_tiles_are_read_from_the_optimised_hlo():

@@ -98,7 +98,6 @@ def test_reward_pass_is_resolved_for_the_backend_and_checked():
     assert [C.resolve_reward_pass("auto", b) for b in ("cpu", "gpu", "tpu")] == ["per_step", "after", "after"]
     assert C.resolve_reward_pass("per_step", "gpu") == "per_step"
     assert reward_pass(C.replace(cfg, reward_pass="after")) == "after"
-    assert reward_pass(C.replace(cfg, reward_pass="per_step", rollout_kernel="pallas")) == "after"  # the kernel's
     with pytest.raises(C.ConfigError, match="reward_pass must be one of auto, per_step, after, got 'end'"):
         C.validate(C.replace(cfg, reward_pass="end"))
 
@@ -121,14 +120,11 @@ def test_unrolled_rollout_plans_the_same_action():
         C.validate(C.replace(cfg, rollout_unroll=-1))
 
 
-@pytest.mark.parametrize(
-    "env_axis, form", [("vmap", "per_step"), ("map", "per_step"), ("vmap", "after"), ("vmap", "pallas")]
-)
+@pytest.mark.parametrize("env_axis, form", [("vmap", "per_step"), ("map", "per_step"), ("vmap", "after")])
 def test_batched_act_equals_per_environment_calls(env_axis, form):
-    # vmap with the reward head after the rollout: the GPU defaults; with the fused rollout
-    # kernel, vmap becomes a grid axis of the kernel (run here by Pallas's interpreter).
-    settings = dict(rollout_kernel="pallas") if form == "pallas" else dict(reward_pass=form)
-    cfg, params = _agent(obs="pixels", env_axis=env_axis, **settings)
+    # vmap with the reward head after the rollout: the GPU defaults. (With the experimental
+    # rollout kernel: tests/test_rollout_kernel.py.)
+    cfg, params = _agent(obs="pixels", env_axis=env_axis, reward_pass=form)
     n = 3
     obs = np.random.default_rng(0).integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8)
     prev = jax.random.uniform(jax.random.key(1), (n, cfg.action_size), minval=-1, maxval=1)

@@ -4,8 +4,9 @@
     python experiments/gpu/breakdown.py --pick FILE   # the fastest correct form, as --set flags
 
 Times `act` (posterior update + CEM, paper settings, cheetah-run pixels) in each rollout
-form: XLA's scan with each `planner.reward_pass` (per_step, after), and the fused Pallas
-kernel (`rollout_kernel=pallas`) with a few block sizes and warp counts, for 1 and 4
+form: XLA's scan with each `planner.reward_pass` (per_step, after), and the experimental
+fused Pallas kernel (`planet_jax.experimental.rollout_kernel.act`) with a few launch
+shapes, for 1 and 4
 environments, all cases in turns (repeat by repeat), and the parts:
 a jitted no-op (the dispatch floor), the posterior update alone, the search alone, and
 `act` and the search at H=1, I=1 (one rollout step: the fixed cost), the posterior
@@ -14,7 +15,9 @@ each form's optimised HLO for one environment and prints its count of top-level 
 (fusions, library calls such as cuBLAS GEMMs, sorts), the figure that sets a search's
 speed when it is bound by kernel latency. For each Pallas form it first checks the compiled
 kernel against `rssm.imagine` at paper size (`max_abs_diff_vs_imagine`; run.sh picks no
-form above 1e-3). Medians in milliseconds; same keys everywhere.
+form above 1e-3). Medians in milliseconds; same keys everywhere. `--pick` prints the
+fastest XLA form (what `bench planner` can run) as --set flags, and reports the fastest
+correct kernel launch beside it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import os
 import re
 import statistics
+import sys
 import time
 
 import jax
@@ -34,24 +38,26 @@ import numpy as np
 
 from planet_jax import bench, rssm
 from planet_jax import config as C
+from planet_jax.experimental import rollout_kernel
 from planet_jax.networks import init_params
-from planet_jax.planner import act, kernel_features, observe_step, plan_batch, unroll_steps
+from planet_jax.planner import act, observe_step, plan_batch, unroll_steps
 
-# (planner overrides, also with the batch of environments): the XLA scan with each reward
-# pass, and the Pallas kernel with a few launch shapes (its speed on a GPU is not known until
-# it runs: 16 candidates per program gives 63 programs for J = 1000, 32 gives 32; these
-# shapes compile for sm_90a with at most 392 bytes of spills, experiments/results/triton-sm90).
+# (planner overrides, kernel launch shape or None, also with the batch of environments): the
+# XLA scan with each reward pass, and the Pallas kernel with a few launch shapes (its speed on
+# a GPU is not known until it runs: 16 candidates per program gives 63 programs for J = 1000,
+# 32 gives 32; these shapes compile for sm_90a with at most 392 bytes of spills,
+# experiments/results/triton-sm90).
 FORMS = (
-    (dict(reward_pass="per_step"), False),
-    (dict(reward_pass="after"), True),
-    (dict(rollout_kernel="pallas", kernel_block=16, kernel_warps=8, kernel_stages=2, kernel_rows=16), True),
-    (dict(rollout_kernel="pallas", kernel_block=32, kernel_warps=8, kernel_stages=2, kernel_rows=16), True),
-    (dict(rollout_kernel="pallas", kernel_block=16, kernel_warps=4, kernel_stages=1, kernel_rows=16), False),
-    (dict(rollout_kernel="pallas", kernel_block=16, kernel_warps=4, kernel_stages=2, kernel_rows=32), False),
+    (dict(reward_pass="per_step"), None, False),
+    (dict(reward_pass="after"), None, True),
+    (dict(), dict(block=16, warps=8, stages=2, rows=16), True),
+    (dict(), dict(block=32, warps=8, stages=2, rows=16), True),
+    (dict(), dict(block=16, warps=4, stages=1, rows=16), False),
+    (dict(), dict(block=16, warps=4, stages=2, rows=32), False),
 )
 
 
-def kernel_error(params, cfg) -> float:
+def kernel_error(params, cfg, launch: rollout_kernel.Launch) -> float:
     """Largest |kernel - imagine| over the states of a paper-size rollout (J candidates, H
     steps, random actions and start), with float32 products in both (TF32 by default on a
     GPU would let them drift apart legitimately). A kernel that is fast but wrong shows here."""
@@ -71,7 +77,7 @@ def kernel_error(params, cfg) -> float:
         return jnp.swapaxes(rssm.imagine(cell, batch, actions, key, cfg=cfg).features, 0, 1)
 
     with jax.default_matmul_precision("highest"):
-        got = jax.jit(functools.partial(kernel_features, cfg=cfg))(cell, start, actions, k4)
+        got = jax.jit(functools.partial(rollout_kernel.features, cfg=cfg, launch=launch))(cell, start, actions, k4)
         want = jax.jit(reference)(cell, start, actions, k4)
     return float(jnp.abs(got - want).max())
 
@@ -105,17 +111,25 @@ def kernel_counts(hlo: str) -> dict[str, dict[str, int]]:
     return {name: dict(c.most_common()) for name, c in counts.items()}
 
 
-def fastest_form(records: list[dict], tolerance: float = 1e-3) -> dict | None:
-    """The overrides of the fastest `act` form for one environment among breakdown records,
-    counting a Pallas form only if its states matched `imagine`'s within `tolerance`
-    (a number; an error string or a larger difference rules it out). None if none ran."""
+def fastest_form(records: list[dict]) -> dict | None:
+    """The planner overrides of the fastest XLA `act` form for one environment among
+    breakdown records (the forms `bench planner --set` can run; never a kernel launch).
+    None if none ran."""
+    ran = [r for r in records if r.get("envs") == 1 and "overrides" in r and "launch" not in r]
+    return min(ran, key=lambda r: r["ms"])["overrides"] if ran else None
+
+
+def fastest_kernel(records: list[dict], tolerance: float = 1e-3) -> dict | None:
+    """The launch shape of the fastest kernel form for one environment, counting one only if
+    its states matched `imagine`'s within `tolerance` (a number; an error string or a
+    larger difference rules it out). None if none ran correctly."""
 
     def correct(record):
-        error = record.get("max_abs_diff_vs_imagine", 0.0)
+        error = record.get("max_abs_diff_vs_imagine")
         return isinstance(error, float) and error < tolerance
 
-    ran = [r for r in records if r.get("envs") == 1 and "overrides" in r and correct(r)]
-    return min(ran, key=lambda r: r["ms"])["overrides"] if ran else None
+    ran = [r for r in records if r.get("envs") == 1 and "launch" in r and correct(r)]
+    return min(ran, key=lambda r: r["ms"])["launch"] if ran else None
 
 
 def main() -> None:
@@ -130,30 +144,38 @@ def main() -> None:
     args = parser.parse_args()
     if args.pick:
         with open(args.pick) as f:
-            best = fastest_form(json.load(f)["records"])
+            records = json.load(f)["records"]
+        best, kernel = fastest_form(records), fastest_kernel(records)
         print(" ".join(f"--set {k}={v}" for k, v in (best or {}).items()))
+        print(f"fastest correct rollout kernel launch: {kernel}", file=sys.stderr)
         return
 
     base = C.validate(C.preset(os.environ.get("PRESET", "paper"), "cheetah-run"))
     params = init_params(jax.random.key(0), base)
     rng = np.random.default_rng(0)
 
-    def act_case(n, **overrides):
+    def act_case(n, launch=None, **overrides):
         cfg = C.replace(base, **overrides)
-        fn = jax.jit(lambda p, b, a, o, k: act(p, b, a, o, k, cfg=cfg, explore=True))
+        if launch is None:
+            fn = jax.jit(lambda p, b, a, o, k: act(p, b, a, o, k, cfg=cfg, explore=True))
+        else:
+            shape = rollout_kernel.Launch(**launch)
+            fn = jax.jit(lambda p, b, a, o, k: rollout_kernel.act(p, b, a, o, k, cfg=cfg, explore=True, launch=shape))
         obs = jax.device_put(rng.integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8))
         inputs = (params, rssm.initial((n,), cfg), jnp.zeros((n, cfg.action_size)), obs)
         return cfg, fn, inputs
 
     cases, meta = {}, {}
-    for form, envs in FORMS:
+    for form, launch, envs in FORMS:
         for n in sorted({1, args.envs} if envs else {1}):
             label = " ".join(f"{k}={v}" for k, v in form.items())
+            if launch is not None:
+                label = "kernel " + " ".join(f"{k}={v}" for k, v in launch.items())
             name = f"act {label} envs={n}"
-            cfg, fn, inputs = act_case(n, **form)
+            cfg, fn, inputs = act_case(n, launch, **form)
             cases[name] = (fn, inputs)
-            meta[name] = dict(envs=n, overrides=form)
-            if args.hlo_dir and n == 1 and "rollout_kernel" not in form:  # (the kernel's is one custom call)
+            meta[name] = dict(envs=n, overrides=form) if launch is None else dict(envs=n, overrides=form, launch=launch)
+            if args.hlo_dir and n == 1 and launch is None:  # (the kernel's is one custom call)
                 os.makedirs(args.hlo_dir, exist_ok=True)
                 text = fn.lower(*inputs, jax.random.key(0)).compile().as_text()
                 with open(os.path.join(args.hlo_dir, f"act-{label.replace(' ', '-')}.hlo.txt"), "w") as f:
@@ -161,11 +183,11 @@ def main() -> None:
                 meta[name]["kernels"] = kernel_counts(text)
                 print(name, "top-level kernels:", meta[name]["kernels"], flush=True)
     errors = {}  # per launch shape (the batched case runs the same kernel)
-    for name in [n for n in cases if meta[n]["overrides"].get("rollout_kernel") == "pallas"]:
-        shape = tuple(meta[name]["overrides"].items())
+    for name in [n for n in cases if "launch" in meta[n]]:
+        shape = tuple(meta[name]["launch"].items())
         if shape not in errors:
             try:
-                errors[shape] = kernel_error(params, C.replace(base, **meta[name]["overrides"]))
+                errors[shape] = kernel_error(params, base, rollout_kernel.Launch(**meta[name]["launch"]))
             except Exception as exc:  # recorded with the timing's failures below
                 errors[shape] = f"{type(exc).__name__}: {exc}"[:500]
         error = meta[name]["max_abs_diff_vs_imagine"] = errors[shape]

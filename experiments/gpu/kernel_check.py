@@ -3,7 +3,7 @@ H200, NaNs at deter = hidden = rows = 32 with 2 stages: experiments/results/gpu-
 
     python experiments/gpu/kernel_check.py [--json FILE]
 
-For `tests/test_kernels.py::test_rollout_equals_imagine`'s sizes and a few launch shapes
+For `tests/test_rollout_kernel.py::test_rollout_equals_imagine`'s sizes and a few launch shapes
 around them: the largest |kernel - imagine| over deter and stoch (float32 products in
 both), the step at which it first exceeds 1e-4, and whether three calls on the same inputs
 return the same bits (a race between the kernel's threads would show as calls that differ).
@@ -21,7 +21,8 @@ import numpy as np
 
 sys.path.insert(0, "tests")
 from helpers import tiny_config  # noqa: E402
-from planet_jax import kernels, rssm  # noqa: E402
+from planet_jax import rssm  # noqa: E402
+from planet_jax.experimental import rollout_kernel as kernels  # noqa: E402
 from planet_jax.networks import init_params  # noqa: E402
 
 CASES = [  # (sizes, candidates, block, rows, warps, stages)

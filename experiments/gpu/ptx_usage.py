@@ -3,7 +3,7 @@ report what each launch shape needs: registers and stack (spills) per thread, sh
 
     python3 -m venv /tmp/triton && /tmp/triton/bin/pip install triton
     .venv/bin/python experiments/gpu/ptx_usage.py --triton-python /tmp/triton/bin/python \\
-        [--json FILE] [--set kernel_block=16,32 --set kernel_warps=4,8 --set kernel_stages=1,2 --set kernel_rows=16,32]
+        [--json FILE] [--set block=16,32 --set warps=4,8 --set stages=1,2 --set rows=16,32]
 
 How: Pallas prints the kernel's Triton IR (`debug=True`) while JAX lowers the paper-size
 rollout for CUDA; the IR is handed as text to the `triton` package of another Python
@@ -36,8 +36,8 @@ from jax.experimental import pallas as pl
 
 from planet_jax import config as C
 from planet_jax import rssm
+from planet_jax.experimental import rollout_kernel
 from planet_jax.networks import init_params
-from planet_jax.planner import kernel_features
 
 COMPILE = r"""
 import json, sys, triton
@@ -104,14 +104,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--triton-python", required=True, help="a Python with the triton package")
     parser.add_argument("--preset", default="paper")
-    parser.add_argument("--set", action="append", default=[], help="kernel_block=16,32 etc.: every combination")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="block=16,32 etc. (fields of rollout_kernel.Launch): every combination",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
     cfg = C.replace(C.preset(args.preset), obs="state")  # the same cell; a state model initialises fast
     cell = init_params(jax.random.key(0), cfg)["cell"]
     p = cfg.planner
-    grid = dict(kernel_block=[16, 32], kernel_warps=[4, 8], kernel_stages=[1, 2], kernel_rows=[16, 32])
+    grid = dict(block=[16, 32], warps=[4, 8], stages=[1, 2], rows=[16, 32])
     for item in args.set:
         name, values = item.split("=")
         grid[name] = [int(v) for v in values.split(",")]
@@ -119,7 +124,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for combo in itertools.product(*grid.values()):
             setting = dict(zip(grid, combo))
-            fn = functools.partial(kernel_features, cfg=C.replace(cfg, rollout_kernel="pallas", **setting))
+            fn = functools.partial(rollout_kernel.features, cfg=cfg, launch=rollout_kernel.Launch(**setting))
             (ir,) = triton_ir(
                 fn,
                 cell,
@@ -127,9 +132,7 @@ def main() -> None:
                 jnp.zeros((p.num_candidates, p.horizon, cfg.action_size)),
                 jax.random.key(0),
             )
-            record = dict(
-                setting, **resources(ir, args.triton_python, setting["kernel_warps"], setting["kernel_stages"], workdir)
-            )
+            record = dict(setting, **resources(ir, args.triton_python, setting["warps"], setting["stages"], workdir))
             records.append(record)
             print(json.dumps(record), flush=True)
     if args.json:

@@ -124,7 +124,7 @@ cp -r "$run_dir"/eval "$W"/ 2>/dev/null
 # shellcheck disable=SC2086
 bench update 60 update --preset $preset --batch $batches --repeats 5 --json "$W/update.json"
 # The planner and RSSM tests on the GPU (conftest pins the CPU unless JAX_PLATFORMS is set).
-JAX_PLATFORMS="" stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -n 0 tests/test_kernels.py tests/test_planner.py tests/test_rssm.py \
+JAX_PLATFORMS="" stage tests 200 "$PY" -m pytest -q -p no:cacheprovider -n 0 tests/test_rollout_kernel.py tests/test_planner.py tests/test_rssm.py \
   2>&1 | tail -15 | tee "$W/tests.txt"
 pack
 echo "== done after $((SECONDS - start)) s"

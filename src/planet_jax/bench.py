@@ -322,20 +322,6 @@ def plan_gflop(cfg) -> float:
     return (f["transition"] + f["reward"]) * p.num_iterations * p.num_candidates * p.horizon / 1e9
 
 
-def _kernel_settings(cfg) -> dict:
-    """The rollout form and, for the Pallas kernel, its launch shape."""
-    p = cfg.planner
-    if p.rollout_kernel != "pallas":
-        return dict(rollout_kernel=p.rollout_kernel)
-    return dict(
-        rollout_kernel="pallas",
-        kernel_block=p.kernel_block,
-        kernel_warps=p.kernel_warps,
-        kernel_stages=p.kernel_stages,
-        kernel_rows=p.kernel_rows,
-    )
-
-
 def bench_planner(args) -> list[Record]:
     """Milliseconds per action of `act` (posterior step + CEM) for 1 and N environments.
 
@@ -397,7 +383,6 @@ def bench_planner(args) -> list[Record]:
                     env_axis=env_mode(cfg),
                     rollout_unroll=unroll_steps(cfg),
                     reward_pass=reward_pass(cfg),
-                    **_kernel_settings(cfg),
                     horizon=cfg.planner.horizon,
                     iterations=cfg.planner.num_iterations,
                     candidates=cfg.planner.num_candidates,

@@ -176,16 +176,6 @@ class PlannerConfig:
     """Where the search applies the reward head: `per_step` inside the rollout (the faster on CPU: `after` takes 1.15x as long on the 2-core EPYC), `after` once over all steps' features (fewer kernels in the rollout's sequential chain: an H100 plans one env in 5.1 ms instead of 5.5, four in 10.1 instead of 11.3), `auto`: per_step on CPU, after elsewhere."""
     rollout_unroll: int = 0
     """Horizon steps per loop iteration of the candidates' rollout (`lax.scan(unroll=...)`); 0 = auto: fully unrolled on GPU/TPU (an H200 plans one env in 6.7 ms instead of 9.6), a loop on CPU (no faster unrolled, slower to compile)."""
-    rollout_kernel: Literal["xla", "pallas"] = "xla"
-    """How the candidates' prior rollout runs: `xla` (a `lax.scan` of the RSSM cell, ~8 kernels per step on a GPU), `pallas` (`planet_jax.kernels`: one fused Triton kernel per CEM iteration, GPUs only, rssm variant only; the reward head then runs after the rollout; on CPU it runs in Pallas's interpreter, for tests). On an H200 `pallas` took 10.3 ms per action against 5.7 for `xla` (experiments/results/gpu-h200-2)."""
-    kernel_block: int = 16
-    """Candidates per program of the `pallas` rollout kernel (a power of two >= 16)."""
-    kernel_warps: int = 8
-    """Warps per program of the `pallas` rollout kernel."""
-    kernel_stages: int = 2
-    """Triton's software-pipelining stages for the `pallas` rollout kernel's loops over weight rows (1: none)."""
-    kernel_rows: int = 16
-    """Weight rows per partial product in the `pallas` rollout kernel (16 or 32; halved where a sum over 32 units would take one trip). The defaults (16 candidates, 8 warps, 2 stages, 16 rows) compile for an H100 without register spills (experiments/results/triton-sm90)."""
 
 
 @dataclass(frozen=True)
@@ -414,12 +404,32 @@ def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
     return dataclasses.asdict(cfg)
 
 
+# Fields that older run directories' config.json hold and this version no longer has: the
+# value that meant "as today" (dropped on reading), and why any other value cannot be read.
+RETIRED = {
+    ("planner", "rollout_kernel"): (
+        "xla",
+        "the Pallas rollout kernel left the planner for planet_jax.experimental.rollout_kernel",
+    ),
+    ("planner", "kernel_block"): (None, ""),
+    ("planner", "kernel_warps"): (None, ""),
+    ("planner", "kernel_stages"): (None, ""),
+    ("planner", "kernel_rows"): (None, ""),
+}
+
+
 def from_dict(data: dict[str, dict[str, Any]]) -> Config:
-    """Inverse of `to_dict`; unknown keys are an error."""
+    """Inverse of `to_dict`; unknown keys are an error. Retired fields (`RETIRED`) holding
+    the value that meant today's behaviour are dropped, so older run directories load."""
     groups = {}
     for group in dataclasses.fields(Config):
         cls = group.default_factory  # type: ignore[misc]
         values = dict(data.get(group.name, {}))
+        for (where, name), (neutral, why) in RETIRED.items():
+            if where == group.name and name in values:
+                value = values.pop(name)
+                if neutral is not None and value != neutral:
+                    raise ConfigError(f"{where}.{name}={value!r} can no longer be read: {why}.")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -514,7 +524,6 @@ _CHOICES = {
     "agent_axis": ("auto", "vmap", "map"),
     "env_axis": ("auto", "vmap", "map"),
     "reward_pass": ("auto", "per_step", "after"),
-    "rollout_kernel": ("xla", "pallas"),
     "adam_form": ("tf1", "optax"),
     "matmul_precision": ("default", "float32", "tensorfloat32", "bfloat16"),
 }
@@ -584,12 +593,6 @@ def validate(cfg: Config) -> Config:
     p, t, e = cfg.planner, cfg.train, cfg.env
     if p.num_elites > p.num_candidates:
         raise ConfigError(f"num_elites must be at most num_candidates ({p.num_candidates}), got {p.num_elites}.")
-    if p.rollout_kernel == "pallas" and cfg.model.variant != "rssm":
-        raise ConfigError(f"rollout_kernel=pallas implements the rssm variant only, got variant={cfg.model.variant!r}.")
-    if p.kernel_block < 16 or p.kernel_block & (p.kernel_block - 1):
-        raise ConfigError(f"kernel_block must be a power of two >= 16, got {p.kernel_block}.")
-    if p.kernel_rows not in (16, 32):
-        raise ConfigError(f"kernel_rows must be 16 or 32, got {p.kernel_rows}.")
     if e.episode_steps > 1000:
         raise ConfigError(f"episode_steps must be at most 1000 (the suite's episode), got {e.episode_steps}.")
     if e.obs == "pixels" and e.image_size != 64:

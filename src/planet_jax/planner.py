@@ -18,7 +18,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from planet_jax import compiler, kernels, rng, rssm
+from planet_jax import compiler, rng, rssm
 from planet_jax.config import Config, ConfigError, PlannerConfig, resolve_axis, resolve_reward_pass, resolve_unroll
 from planet_jax.networks import Modules
 from planet_jax.preprocess import prepare_obs
@@ -92,17 +92,12 @@ def score_sequences(params, belief: rssm.State, actions: jax.Array, key: jax.Arr
     all H x J features, so the rollout's sequential chain of kernels is shorter and the
     reward head's kernels larger: the faster form on GPUs, whose search is bound by kernel
     latency (on an H100, 5.1 ms per action for one environment instead of 5.5, 10.1 for
-    four instead of 11.3; experiments/results/gpu-h100). With `rollout_kernel=pallas` the
-    rollout is `kernels.rollout` (one fused kernel; the same states to float tolerance,
-    the same samples) and the reward head runs after it.
+    four instead of 11.3; experiments/results/gpu-h100).
     """
     reward_head = Modules(cfg).reward
 
     def reward(features):
         return reward_head.apply({"params": params["reward"]}, features)
-
-    if cfg.planner.rollout_kernel == "pallas":
-        return reward(kernel_features(params["cell"], belief, actions, key, cfg=cfg)).sum(0)
 
     start = jax.tree.map(lambda x: jnp.broadcast_to(x, (actions.shape[0], *x.shape)), belief)
     keys = jax.random.split(key, actions.shape[1])  # as in `rssm.imagine`
@@ -122,37 +117,8 @@ def score_sequences(params, belief: rssm.State, actions: jax.Array, key: jax.Arr
     return total if per_step else reward(features).sum(0)
 
 
-def kernel_features(params, belief: rssm.State, actions: jax.Array, key: jax.Array, *, cfg: Config) -> jax.Array:
-    """[H, J, F] features of the prior rollout, from `kernels.rollout` with the config's launch
-    shape and `imagine`'s noise. belief: State [] (one environment); actions [J, H, A].
-
-    params: the cell's parameters or `kernels.pad_cell`'s result (`plan` pads once per search).
-    """
-    if jax.default_backend() == "tpu":
-        raise ConfigError("rollout_kernel=pallas runs on GPUs (Triton) and, interpreted, on CPUs; use xla on TPUs.")
-    p = cfg.planner
-    num, horizon, _ = actions.shape
-    eps = kernels.prior_noise(key, num, horizon, cfg.stoch_size, actions.dtype)
-    deter, stoch = kernels.rollout(
-        params,
-        belief.deter,
-        belief.stoch,
-        actions,
-        eps,
-        min_std=cfg.model.min_std,
-        block=p.kernel_block,
-        num_warps=p.kernel_warps,
-        num_stages=p.kernel_stages,
-        rows=p.kernel_rows,
-    )
-    return jnp.concatenate([deter, stoch], -1)
-
-
 def reward_pass(cfg: Config) -> str:
-    """`per_step` or `after`: the config's `reward_pass`, with `auto` resolved for the backend
-    (always `after` with `rollout_kernel=pallas`: the kernel returns the features)."""
-    if cfg.planner.rollout_kernel == "pallas":
-        return "after"
+    """`per_step` or `after`: the config's `reward_pass`, with `auto` resolved for the backend."""
     return resolve_reward_pass(cfg.planner.reward_pass, jax.default_backend())
 
 
@@ -169,9 +135,6 @@ def plan(params, belief: rssm.State, key: jax.Array, *, cfg: Config) -> jax.Arra
     """
     p = cfg.planner
     check_planner(p)
-    if p.rollout_kernel == "pallas":  # lay the weights out for the kernel once, not per iteration
-        cell = kernels.pad_cell(params["cell"], stoch=cfg.stoch_size, action=cfg.action_size)
-        params = {**params, "cell": cell}
     mean = cem(
         functools.partial(score_sequences, params, belief, cfg=cfg),
         key,
@@ -189,8 +152,9 @@ def env_mode(cfg: Config) -> str:
     return resolve_axis(cfg.planner.env_axis, jax.default_backend())
 
 
-def plan_batch(params, belief: rssm.State, keys: jax.Array, *, cfg: Config) -> jax.Array:
-    """`plan` for N environments: belief State [N], keys [N] -> first actions [N, A].
+def plan_batch(params, belief: rssm.State, keys: jax.Array, *, cfg: Config, plan_one: Callable = plan) -> jax.Array:
+    """`plan` (or `plan_one`, a search with its signature) for N environments: belief State
+    [N], keys [N] -> first actions [N, A].
 
     `vmap` runs one search over N x J candidates; `map` runs the N searches one after
     another (`lax.map`). On a CPU the sequential form is the faster one: on the 2-core
@@ -199,10 +163,10 @@ def plan_batch(params, belief: rssm.State, keys: jax.Array, *, cfg: Config) -> j
     J = 1000 candidates fit the cache and those of 4000 do not. Both give the same actions
     for the same keys (tested).
     """
-    plan_one = functools.partial(plan, params, cfg=cfg)
+    search = functools.partial(plan_one, params, cfg=cfg)
     if env_mode(cfg) == "vmap":
-        return jax.vmap(plan_one)(belief, keys)
-    return jax.lax.map(lambda args: plan_one(*args), (belief, keys))
+        return jax.vmap(search)(belief, keys)
+    return jax.lax.map(lambda args: search(*args), (belief, keys))
 
 
 def observe_step(params, belief: rssm.State, prev_action: jax.Array, obs: jax.Array, key: jax.Array, *, cfg: Config):
@@ -224,20 +188,21 @@ def act(
     *,
     cfg: Config,
     explore: bool,
+    plan_one: Callable = plan,
 ) -> tuple[jax.Array, rssm.State]:
     """One agent step for N environments: posterior update with the newest frame, then CEM.
 
     belief: State [N] (`rssm.initial((N,), cfg)` at episode start, with prev_action 0);
     obs: [N, *obs_shape] as stored (uint8 frames). With `explore`, N(0, noise_scale) noise
     (default: the config's exploration_noise) is added to the planned action and the
-    result clipped to [-1, 1].
+    result clipped to [-1, 1]. plan_one: the search for one environment (`plan`'s signature).
     Returns (action [N, A], belief [N]).
     """
     k_obs, k_plan, k_noise = jax.random.split(key, 3)
     with compiler.precision(cfg):
         belief = observe_step(params, belief, prev_action, obs, k_obs, cfg=cfg)
         keys = jax.random.split(k_plan, prev_action.shape[0])
-        action = plan_batch(params, belief, keys, cfg=cfg)
+        action = plan_batch(params, belief, keys, cfg=cfg, plan_one=plan_one)
     if explore:
         scale = cfg.planner.exploration_noise if noise_scale is None else noise_scale
         noise = scale * rng.normal(k_noise, action.shape, action.dtype)

@@ -3,6 +3,11 @@
   prior_noise(key, num, horizon, size)                      -> eps [H, J, S]
   pad_cell(cell, stoch, action)                             -> PaddedCell (the kernel's layout)
   rollout(cell, start_deter, start_stoch, actions, eps, ...) -> (deter [H, J, D], stoch [H, J, S])
+  Launch(block, warps, stages, rows)                        -> the kernel's launch shape
+  score_sequences / plan / act(..., launch)                 -> `planet_jax.planner`'s, with this rollout
+
+Experimental: not used by `train`, `evaluate` or `bench` (see README.md here). The planner
+with this kernel is `plan` / `act` below; they reuse `planner.cem` and `planner.act`.
 
 `rollout` computes exactly what `rssm.imagine` computes for the `rssm` variant (h_t, and
 z_t = mean + std * eps_t along the prior), but as one kernel per call instead of about
@@ -27,6 +32,7 @@ On a CPU the kernel runs in Pallas's interpreter: the same function (tests compa
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -34,7 +40,9 @@ import jax.numpy as jnp
 from flax import struct
 from jax.experimental import pallas as pl
 
-from planet_jax import rng
+from planet_jax import compiler, planner, rng, rssm
+from planet_jax.config import Config, ConfigError
+from planet_jax.networks import Modules
 
 COLUMNS = 64
 """Output columns per block of the layers of h_t's and the hidden size: small accumulators."""
@@ -345,3 +353,106 @@ def rollout(
         name="planet_rollout",
     )(h0, z0, acts, noise, *weights)
     return out_deter[1:, :num, :deter], out_stoch[1:, :num, :stoch]
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """The kernel's launch shape (hashable: a static argument of `act_jit`).
+
+    block: candidates per program (a power of two >= 16); warps: Triton warps per program;
+    stages: Triton's software-pipelining stages for the loops over weight rows (1: none);
+    rows: weight rows per partial product (16 or 32; halved where a sum over 32 units would
+    take one trip). The defaults compile for an H100 without register spills
+    (experiments/results/triton-sm90).
+    """
+
+    block: int = 16
+    warps: int = 8
+    stages: int = 2
+    rows: int = 16
+
+    def __post_init__(self):
+        if self.block < 16 or self.block & (self.block - 1):
+            raise ConfigError(f"block must be a power of two >= 16, got {self.block}.")
+        if self.rows not in (16, GRAIN):
+            raise ConfigError(f"rows must be 16 or {GRAIN}, got {self.rows}.")
+
+
+def check(cfg: Config) -> None:
+    """Raise ConfigError where the kernel cannot run this config here."""
+    if cfg.model.variant != "rssm":
+        raise ConfigError(f"the rollout kernel implements the rssm variant only, got variant={cfg.model.variant!r}.")
+    if jax.default_backend() == "tpu":
+        raise ConfigError("the rollout kernel runs on GPUs (Triton) and, interpreted, on CPUs; not on TPUs.")
+
+
+def features(cell, belief: rssm.State, actions: jax.Array, key: jax.Array, *, cfg: Config, launch: Launch) -> jax.Array:
+    """[H, J, F] features of the prior rollout from one environment's belief State [],
+    actions [J, H, A], with `imagine`'s noise. cell: the cell's parameters or `pad_cell`'s result."""
+    check(cfg)
+    num, horizon, _ = actions.shape
+    eps = prior_noise(key, num, horizon, cfg.stoch_size, actions.dtype)
+    deter, stoch = rollout(
+        cell,
+        belief.deter,
+        belief.stoch,
+        actions,
+        eps,
+        min_std=cfg.model.min_std,
+        block=launch.block,
+        num_warps=launch.warps,
+        num_stages=launch.stages,
+        rows=launch.rows,
+    )
+    return jnp.concatenate([deter, stoch], -1)
+
+
+def score_sequences(
+    params, belief: rssm.State, actions: jax.Array, key: jax.Array, *, cfg: Config, launch: Launch = Launch()
+) -> jax.Array:
+    """`planner.score_sequences` with the kernel's rollout; the reward head runs after it
+    over all H x J features (as `reward_pass="after"`). Returns [J]."""
+    reward = Modules(cfg).reward.apply(
+        {"params": params["reward"]}, features(params["cell"], belief, actions, key, cfg=cfg, launch=launch)
+    )
+    return reward.sum(0)
+
+
+def plan(params, belief: rssm.State, key: jax.Array, *, cfg: Config, launch: Launch = Launch()) -> jax.Array:
+    """`planner.plan` with the kernel's rollout: belief State [] -> first action [A]. The
+    weights are laid out for the kernel once per search, not per CEM iteration."""
+    check(cfg)
+    p = cfg.planner
+    planner.check_planner(p)
+    params = {**params, "cell": pad_cell(params["cell"], stoch=cfg.stoch_size, action=cfg.action_size)}
+    mean = planner.cem(
+        functools.partial(score_sequences, params, belief, cfg=cfg, launch=launch),
+        key,
+        horizon=p.horizon,
+        action_size=cfg.action_size,
+        num_iterations=p.num_iterations,
+        num_candidates=p.num_candidates,
+        num_elites=p.num_elites,
+    )
+    return mean[0]
+
+
+def act(
+    params,
+    belief: rssm.State,
+    prev_action: jax.Array,
+    obs: jax.Array,
+    key: jax.Array,
+    noise_scale: jax.Array | float | None = None,
+    *,
+    cfg: Config,
+    explore: bool,
+    launch: Launch = Launch(),
+):
+    """`planner.act` (posterior update, then the search per environment) with `plan` above.
+    Returns (action [N, A], belief [N])."""
+    plan_one = functools.partial(plan, launch=launch)
+    return planner.act(params, belief, prev_action, obs, key, noise_scale, cfg=cfg, explore=explore, plan_one=plan_one)
+
+
+act_jit = compiler.jit(act, static_argnames=("cfg", "explore", "launch"))

@@ -1,4 +1,4 @@
-"""The fused Pallas rollout kernel against `rssm.imagine`, the planner with it, and its GPU lowering.
+"""The experimental fused Pallas rollout kernel against `rssm.imagine`, the planner with it, and its GPU lowering.
 
 On CPU the kernel runs in Pallas's interpreter; the lowering tests build the Triton kernel
 for CUDA without a GPU (what can be checked here: shapes, dtypes, every primitive lowers).
@@ -17,9 +17,9 @@ from jax.experimental import pallas as pl
 
 from helpers import tiny_config
 from planet_jax import config as C
-from planet_jax import kernels, rssm
+from planet_jax import planner, rssm
+from planet_jax.experimental import rollout_kernel as kernels
 from planet_jax.networks import init_params
-from planet_jax.planner import act, plan, score_sequences
 
 # The comparisons run with float32 products (`highest`): by default a GPU multiplies in
 # TF32 (10-bit mantissas), in XLA and in the kernel alike, and elites chosen from such
@@ -117,36 +117,74 @@ def test_rollout_rejects_what_it_cannot_run():
 @pytest.mark.usefixtures("float32_products")
 def test_planner_with_the_kernel_scores_and_plans_as_with_xla():
     cfg = tiny_config(horizon=4, reward_pass="after")
-    fused = C.replace(cfg, rollout_kernel="pallas")
     params = init_params(jax.random.key(0), cfg)
     start = _start(cfg)
     actions = jax.random.uniform(jax.random.key(2), (40, 4, cfg.action_size), minval=-1, maxval=1)
     key = jax.random.key(3)
     np.testing.assert_allclose(
-        np.asarray(score_sequences(params, start, actions, key, cfg=fused)),
-        np.asarray(score_sequences(params, start, actions, key, cfg=cfg)),
+        np.asarray(kernels.score_sequences(params, start, actions, key, cfg=cfg, launch=kernels.Launch(block=32))),
+        np.asarray(planner.score_sequences(params, start, actions, key, cfg=cfg)),
         atol=10 * ATOL,
     )
     np.testing.assert_allclose(
-        np.asarray(plan(params, start, key, cfg=fused)), np.asarray(plan(params, start, key, cfg=cfg)), atol=10 * ATOL
+        np.asarray(kernels.plan(params, start, key, cfg=cfg)),
+        np.asarray(planner.plan(params, start, key, cfg=cfg)),
+        atol=10 * ATOL,
     )
+
+
+def test_batched_act_with_the_kernel_equals_per_environment_plans():
+    # Moved from tests/test_planner.py's test_batched_act_equals_per_environment_calls, where
+    # the kernel was a planner setting: vmap over environments becomes a grid axis of the
+    # kernel (run here by Pallas's interpreter).
+    cfg = tiny_config(obs="pixels", env_axis="vmap")
+    params = init_params(jax.random.key(0), cfg)
+    n = 3
+    obs = np.random.default_rng(0).integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8)
+    prev = jax.random.uniform(jax.random.key(1), (n, cfg.action_size), minval=-1, maxval=1)
+    belief = rssm.initial((n,), cfg)
+    key = jax.random.key(2)
+    actions, new_belief = kernels.act(params, belief, prev, obs, key, cfg=cfg, explore=False)
+    assert actions.shape == (n, cfg.action_size) and float(jnp.abs(actions).max()) <= 1.0
+    # The same computation environment by environment, with the keys act derives.
+    k_obs, k_plan, _ = jax.random.split(key, 3)
+    beliefs = planner.observe_step(params, belief, prev, obs, k_obs, cfg=cfg)
+    keys = jax.random.split(k_plan, n)
+    for i in range(n):
+        single = jax.tree.map(lambda x, i=i: x[i], beliefs)
+        np.testing.assert_allclose(
+            np.asarray(kernels.plan(params, single, keys[i], cfg=cfg)), np.asarray(actions[i]), atol=1e-5
+        )
+        np.testing.assert_allclose(np.asarray(new_belief.deter[i]), np.asarray(single.deter), atol=1e-6)
 
 
 def test_kernel_settings_are_checked():
     cfg = tiny_config()
+    with pytest.raises(C.ConfigError, match="block"):
+        kernels.Launch(block=48)
+    with pytest.raises(C.ConfigError, match="rows"):
+        kernels.Launch(rows=64)
+    ssm = C.replace(cfg, variant="ssm")
     with pytest.raises(C.ConfigError, match="rssm variant only"):
-        C.validate(C.replace(cfg, rollout_kernel="pallas", variant="ssm"))
-    with pytest.raises(C.ConfigError, match="kernel_block"):
-        C.validate(C.replace(cfg, kernel_block=48))
-    with pytest.raises(C.ConfigError, match="kernel_rows"):
-        C.validate(C.replace(cfg, kernel_rows=64))
-    with pytest.raises(C.ConfigError, match="rollout_kernel"):
-        C.validate(C.replace(cfg, rollout_kernel="triton"))
-    fused = C.replace(cfg, rollout_kernel="pallas")
-    params = init_params(jax.random.key(0), fused)
+        kernels.plan(init_params(jax.random.key(0), ssm), _start(ssm), jax.random.key(0), cfg=ssm)
+    params = init_params(jax.random.key(0), cfg)
     actions = jnp.zeros((16, cfg.planner.horizon, cfg.action_size))
     with mock.patch("jax.default_backend", return_value="tpu"), pytest.raises(C.ConfigError, match="GPUs"):
-        score_sequences(params, _start(cfg), actions, jax.random.key(0), cfg=fused)
+        kernels.score_sequences(params, _start(cfg), actions, jax.random.key(0), cfg=cfg)
+
+
+def test_run_directories_from_before_the_move_still_load():
+    # config.json of a run made when the kernel was a planner setting: the neutral value
+    # loads (and is not written back), the kernel itself is refused with the reason.
+    cfg = tiny_config()
+    old = C.to_dict(cfg)
+    old["planner"].update(rollout_kernel="xla", kernel_block=16, kernel_warps=8, kernel_stages=2, kernel_rows=16)
+    assert C.from_dict(old) == cfg and "rollout_kernel" not in C.to_dict(C.from_dict(old))["planner"]
+    old["planner"]["rollout_kernel"] = "pallas"
+    with pytest.raises(C.ConfigError, match="experimental.rollout_kernel"):
+        C.from_dict(old)
+    with pytest.raises(C.ConfigError, match="unknown config field 'rollout_kernel'"):
+        C.replace(cfg, rollout_kernel="pallas")
 
 
 def _cuda_text(fn, *args):
@@ -158,14 +196,14 @@ def _cuda_text(fn, *args):
 @pytest.mark.compiled_text
 def test_batched_act_with_the_kernel_lowers_to_one_triton_call_for_cuda():
     # The GPU defaults (vmap over environments, reward after the rollout) at pixel debug sizes.
-    cfg = tiny_config(obs="pixels", rollout_kernel="pallas")
+    cfg = tiny_config(obs="pixels")
     params = init_params(jax.random.key(0), cfg)
     n = 3
     obs = jnp.zeros((n, *cfg.obs_shape), jnp.uint8)
     prev = jnp.zeros((n, cfg.action_size))
 
     def fn(params, belief, prev, obs, key):
-        return act(params, belief, prev, obs, key, cfg=cfg, explore=True)
+        return kernels.act(params, belief, prev, obs, key, cfg=cfg, explore=True)
 
     text = _cuda_text(fn, params, rssm.initial((n,), cfg), prev, obs, jax.random.key(0))
     assert text.count("xla.gpu.triton") == 1, "one kernel call inside the CEM loop"
@@ -184,11 +222,13 @@ def test_paper_size_rollout_lowers_for_cuda():
 
     def fn(cell, deter, stoch, actions, key):
         eps = kernels.prior_noise(key, p.num_candidates, p.horizon, cfg.stoch_size)
-        return kernels.rollout(cell, deter, stoch, actions, eps, min_std=cfg.model.min_std, block=p.kernel_block)
+        return kernels.rollout(
+            cell, deter, stoch, actions, eps, min_std=cfg.model.min_std, block=kernels.Launch().block
+        )
 
     text = _cuda_text(fn, cell, start.deter, start.stoch, actions, jax.random.key(0))
     assert text.count("xla.gpu.triton") == 1
-    assert f"grid_x = {-(-p.num_candidates // p.kernel_block)}" in text
+    assert f"grid_x = {-(-p.num_candidates // kernels.Launch().block)}" in text
     # Padded: 1008 candidates of 224 deterministic units, at the start and after each step.
     assert "tensor<13x1008x224xf32>" in text
 
