@@ -332,3 +332,16 @@ def test_compiled_programs_are_cached_per_user_unless_turned_off(tmp_path):
         assert out.returncode == 0, out.stderr
         files = [f for _, _, names in os.walk(cache) for f in names] if cache.exists() else []
         assert bool(files) == (flag == "--compile-cache"), (flag, files)
+    # Resumed, the run compiles nothing its first process did not leave in the cache: a fresh
+    # state is placed like a restored one (jit lowers committed and uncommitted arguments to
+    # different programs, so before that every program of the first resume was compiled again).
+    cache = tmp_path / "on"
+    before = sorted(f for _, _, names in os.walk(cache) for f in names)
+    out = _run_cli(
+        [*TINY, "--episodes", "4", "--test-every", "3", "--logdir", str(tmp_path / "run--compile-cache")],
+        env=dict(env, PLANET_JAX_CACHE=str(cache)),
+    )
+    assert out.returncode == 0, out.stderr
+    assert "resumed" in out.stdout + out.stderr
+    after = sorted(f for _, _, names in os.walk(cache) for f in names)
+    assert after == before, sorted(set(after) - set(before))

@@ -69,6 +69,18 @@ def fingerprint(tree) -> jax.Array:
     return jnp.stack([leaf(x) for x in jax.tree.leaves(tree)])
 
 
+def placement(sharding: jax.sharding.Sharding | None = None) -> jax.sharding.Sharding:
+    """Where restored arrays go: `sharding`, or this process's first device.
+
+    Restored arrays are committed to it. A fresh run's state must be placed the same way
+    (`jax.device_put(state, placement())`): jit lowers committed and uncommitted arguments
+    to different programs, so otherwise the first resume of a run misses every program its
+    first process left in the persistent compilation cache (measured on a paper-size pixel
+    run: experiments/results/cpu-startup).
+    """
+    return sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+
 class Checkpointer:
     """Save and restore `TrainState`s and host counters under `directory`."""
 
@@ -132,7 +144,7 @@ class Checkpointer:
         if not candidates:
             raise CheckpointError(f"no checkpoint in {self.directory}.")
         # Explicit shardings let a checkpoint written on other devices (a GPU, 4 hosts) restore here.
-        sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        sharding = placement(sharding)
         abstract = jax.tree.map(
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), jax.eval_shape(_to_saveable, target)
         )

@@ -619,7 +619,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config, logdir: str, *, progress: bool = True, wandb: dict | None = None):
-        from planet_jax.checkpoint import Checkpointer
+        from planet_jax.checkpoint import Checkpointer, placement
         from planet_jax.envs import env_seed, make_batch_env
 
         self.cfg, self.logdir, self.progress = cfg, logdir, progress
@@ -679,7 +679,9 @@ class Trainer:
             counts = meta["replay_episodes"][self.mine.start : self.mine.stop]
             self.resumed_from = step
         else:
-            self.state = initial_state(cfg)()  # (like the restore: already on the agents' devices)
+            # Placed (committed) as a restored state is, so that a resumed run compiles the
+            # same programs and finds them in the compilation cache (`checkpoint.placement`).
+            self.state = jax.device_put(initial_state(cfg)(), placement(self.sharding))
             self.episodes = self.env_steps = self.test_phase = 0
             counts = [0] * len(self.replays)
             self.resumed_from = None
