@@ -1,4 +1,4 @@
-"""Shared test helpers: tiny configs and batches."""
+"""Shared test helpers: tiny configs, batches and end-to-end runs."""
 
 import numpy as np
 
@@ -15,6 +15,36 @@ UPDATE_METRICS = (
     "posterior_entropy",
     "grad_norm",
 )
+
+# Metric keys that hold wall-clock figures, left out where runs are compared bit for bit.
+TIMING_KEYS = frozenset({"update_seconds", "plan_ms_per_action", "time"})
+
+# The smallest end-to-end run the tests train: the debug preset from states, 2 random
+# episodes, 10 updates per cycle, 200-step episodes (cartpole: 25 agent steps).
+TINY_RUN = dict(
+    preset="debug",
+    task="cartpole-balance",
+    obs="state",
+    seed_episodes=2,
+    train_steps=10,
+    episode_steps=200,
+    progress=False,
+)
+
+
+def tiny_run(**fields) -> list[str]:
+    """`train`'s command line for TINY_RUN with `fields` changed or added: field=value
+    becomes `--field value`, True/False `--field`/`--no-field`, None leaves the flag out."""
+    argv = []
+    for name, value in {**TINY_RUN, **fields}.items():
+        flag = "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            argv.append(flag if value else f"--no-{name.replace('_', '-')}")
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 def tiny_config(obs="state", task="cartpole-balance", **overrides):

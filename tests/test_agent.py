@@ -4,14 +4,13 @@ import jax
 import numpy as np
 import pytest
 
+from helpers import tiny_run
 from planet_jax import Agent
 from planet_jax.agent import load_run
 from planet_jax.checkpoint import CheckpointError
 from planet_jax.train import main as train_main
 
-RUN = ["--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--num-seeds", "2", "--episodes", "3",
-       "--seed-episodes", "2", "--train-steps", "10", "--episode-steps", "200", "--test-every", "3",
-       "--test-episodes", "2", "--no-progress"]  # fmt: skip
+RUN = tiny_run(num_seeds=2, episodes=3, test_every=3, test_episodes=2)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +32,7 @@ def _episode(agent, seed):
     return np.array(actions), total
 
 
+@pytest.mark.slow
 def test_load_picks_the_agent_and_the_step(run):
     cfg, state, step = load_run(run)
     agent = Agent.load(run, agent=1)
@@ -43,6 +43,7 @@ def test_load_picks_the_agent_and_the_step(run):
         Agent.load(run, agent=2)
 
 
+@pytest.mark.slow
 def test_an_episode_is_reproducible_and_the_belief_is_kept(run):
     agent = Agent.load(run)
     actions, total = _episode(agent, seed=7)
@@ -58,6 +59,7 @@ def test_an_episode_is_reproducible_and_the_belief_is_kept(run):
     assert np.array_equal(agent.act(obs), first) and not np.array_equal(first, second)
 
 
+@pytest.mark.slow
 def test_a_batch_of_environments(run):
     agent = Agent.load(run)
     envs = [agent.make_env(s) for s in (1, 2, 3)]
@@ -66,6 +68,7 @@ def test_a_batch_of_environments(run):
     assert action.shape == (3, 1)
 
 
+@pytest.mark.slow
 def test_observe_imagine_decode_and_reward(run):
     agent = Agent.load(run)
     env = agent.make_env(3)
@@ -83,6 +86,7 @@ def test_observe_imagine_decode_and_reward(run):
     assert agent.decode(posts).shape == obs.shape and agent.reward(future).shape == (1, 4)
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs(run, tmp_path, monkeypatch, capsys):
     import os
     import re

@@ -9,6 +9,7 @@ import pytest
 KEYS = {"name", "device", "median_s", "min_s", "max_s", "gflop", "achieved_gflops", "matmul_gflops"}
 
 
+@pytest.mark.slow
 def test_bench_all_writes_every_case(tmp_path):
     path = tmp_path / "all.json"
     command = [sys.executable, "-m", "planet_jax.bench", "all", "--preset", "debug", "--task", "cartpole-balance",
@@ -52,6 +53,7 @@ def test_bench_all_writes_every_case(tmp_path):
     assert "device: cpu" in out.stdout
 
 
+@pytest.mark.slow
 def test_bench_set_overrides_a_field_and_is_recorded(tmp_path):
     from planet_jax import bench
 
@@ -68,6 +70,7 @@ def test_bench_set_overrides_a_field_and_is_recorded(tmp_path):
     assert record["gflop"] == pytest.approx(bench.plan_gflop(cfg))
 
 
+@pytest.mark.slow
 def test_bench_planner_times_the_batch_sizes_in_turns(tmp_path):
     from planet_jax import bench
 
@@ -96,6 +99,7 @@ def test_bench_refuses_bad_overrides(bad, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_envs_steps_in_this_process_and_in_workers(tmp_path):
     from planet_jax import bench
 

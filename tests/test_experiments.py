@@ -5,16 +5,17 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
+from helpers import tiny_run
 from planet_jax.logger import MetricsLog
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "experiments", "paper.py")
-TINY = ["--preset", "debug", "--obs", "state", "--episodes", "4", "--num-seeds", "2", "--seed-episodes", "2",
-        "--test-every", "2", "--test-episodes", "2", "--train-steps", "10", "--episode-steps", "200",
-        "--no-progress"]  # fmt: skip
+TINY = tiny_run(task=None, episodes=4, num_seeds=2, test_every=2, test_episodes=2)
 
 
+@pytest.mark.slow
 def test_run_and_table_on_real_run_directories(tmp_path):
     root = tmp_path / "paper"
     # One real run, and a copy of it under another task's name: the table has two rows.

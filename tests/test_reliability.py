@@ -10,16 +10,13 @@ import jax
 import numpy as np
 import pytest
 
+from helpers import tiny_run
 from planet_jax.logger import MetricsLog
 from planet_jax.replay import Replay
 from planet_jax.train import NonFiniteError, Trainer, parse_args
 from planet_jax.train import main as train_main
 
-BASE = [
-    "--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--seed-episodes", "2",
-    "--test-every", "100", "--checkpoint-every", "2", "--train-steps", "10", "--episode-steps", "200",
-    "--no-progress",
-]  # fmt: skip
+BASE = tiny_run(test_every=100, checkpoint_every=2)
 
 
 def _trainer(logdir, *extra):
@@ -92,6 +89,7 @@ def _damage(state_dir, how):
         open(path, "wb").write(bytes(data))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["truncate", "garble", "delete"])
 def test_damaged_newest_checkpoint_falls_back_to_an_intact_one(reference_run, tmp_path, how):
     """The run resumes from checkpoint 4 and ends exactly as the uninterrupted run."""
@@ -216,6 +214,7 @@ def reference_run(tmp_path_factory):
     return MetricsLog.read(str(logdir))
 
 
+@pytest.mark.slow
 def test_same_seed_same_results_run_after_run(reference_run, tmp_path):
     out = _cli(tmp_path / "again", "--episodes", "8")
     assert out.returncode == 0, out.stderr
@@ -236,6 +235,7 @@ KILLS = [
 ]
 
 
+@pytest.mark.slow
 def test_sigkill_at_progress_points_then_resume_matches(reference_run, tmp_path):
     logdir = tmp_path / "killed"
     killpoint = os.path.join(os.path.dirname(__file__), "killpoint.py")
@@ -260,6 +260,7 @@ def test_sigkill_at_progress_points_then_resume_matches(reference_run, tmp_path)
     assert sorted(int(s) for s in os.listdir(logdir / "checkpoints") if s.isdigit()) == [4, 6, 8]
 
 
+@pytest.mark.slow
 def test_damaged_replay_episode_is_reported_and_the_run_recovers(reference_run, tmp_path):
     logdir = tmp_path / "replay"
     assert _cli(logdir, "--episodes", "6").returncode == 0
@@ -287,6 +288,7 @@ def test_fresh_starts_over_elsewhere(tmp_path):
     assert (tmp_path / "run-1" / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_disk_full_is_a_clear_error_and_loses_nothing(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
@@ -359,6 +361,7 @@ def test_the_fingerprint_changes_with_any_single_element():
     assert np.asarray(fingerprint(swapped))[leaves.index("f32")] != base[leaves.index("f32")]
 
 
+@pytest.mark.slow
 def test_a_replay_that_cannot_fit_on_the_disk_is_refused_at_start(tmp_path, monkeypatch, capsys):
     """The episodes still to collect (8 x (26 entries x 28 bytes + 640 of headers) =
     10.9 kB) against the run directory's free space, reported before the first episode."""

@@ -230,6 +230,7 @@ def test_a_union_samples_as_one_store_holding_both():
         np.testing.assert_array_equal(x[k], y[k])
 
 
+@pytest.mark.slow
 def test_resident_memory_after_loading_200_pixel_episodes_stays_far_below_their_size(tmp_path):
     """A fresh process loads (and CRC-checks) 200 stored pixel episodes of 100 steps (248 MB)
     and samples from them: its own (anonymous) resident memory grows by a small fraction of

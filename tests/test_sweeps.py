@@ -9,13 +9,11 @@ import jax
 import numpy as np
 import pytest
 
+from helpers import TIMING_KEYS, tiny_run
 from planet_jax import config as C
 from planet_jax.logger import MetricsLog
 
-TINY = ["--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--episodes", "3", "--seed-episodes", "2",
-        "--test-every", "2", "--test-episodes", "2", "--train-steps", "10", "--episode-steps", "200",
-        "--no-progress"]  # fmt: skip
-TIMING = {"update_seconds", "plan_ms_per_action", "time"}
+TINY = tiny_run(episodes=3, test_every=2, test_episodes=2)
 AGENT = {"seed", "row", "combo", "learning_rate", "free_nats"}
 
 
@@ -33,9 +31,10 @@ def _run(logdir, *extra, env=None):
 
 def _agent(records, **match):
     rows = [r for r in records if all(r.get(k) == v for k, v in match.items())]
-    return [{k: v for k, v in r.items() if k not in TIMING | AGENT} for r in rows]
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS | AGENT} for r in rows]
 
 
+@pytest.mark.slow
 def test_seed_i_of_a_sweep_equals_a_single_run_with_seed_i(tmp_path):
     sweep = _run(tmp_path / "three", "--num-seeds", "3")
     assert {r["seed"] for r in sweep} == {0, 1, 2}
@@ -45,6 +44,7 @@ def test_seed_i_of_a_sweep_equals_a_single_run_with_seed_i(tmp_path):
     assert _agent(sweep, seed=0) != _agent(sweep, seed=1)
 
 
+@pytest.mark.slow
 def test_learning_rate_sweep_equals_separate_runs(tmp_path):
     sweep = _run(tmp_path / "sweep", "--sweep", "learning_rate=1e-3,3e-4")
     assert sorted(os.listdir(tmp_path / "sweep" / "replay")) == [
@@ -73,6 +73,7 @@ OTHER_SWEEPABLE = {
 }
 
 
+@pytest.mark.slow
 def test_every_other_sweepable_field_reaches_the_computation(tmp_path):
     assert set(OTHER_SWEEPABLE) == set(C.SWEEPABLE) - {"learning_rate"}
     common = ("--overshooting-distance", "3")  # so that overshooting_kl_scale counts
@@ -85,6 +86,7 @@ def test_every_other_sweepable_field_reaches_the_computation(tmp_path):
     assert strip(swept) != strip(default)
 
 
+@pytest.mark.slow
 def test_agent_axis_vmap_trains_on_cpu_as_map_does(tmp_path):
     """The GPU default, batched agents, run on a CPU: the same run as one agent after another
     up to float32 rounding (the batched kernels sum in another order)."""
@@ -93,6 +95,7 @@ def test_agent_axis_vmap_trains_on_cpu_as_map_does(tmp_path):
     _assert_same_run(vmapped, mapped)
 
 
+@pytest.mark.slow
 def test_several_environments_per_seed(tmp_path):
     """--envs-per-seed 2: each cycle collects two distinct episodes per agent, counted as two."""
     from planet_jax.replay import Replay
@@ -109,6 +112,7 @@ def test_several_environments_per_seed(tmp_path):
         assert not np.array_equal(third["action"], fourth["action"])
 
 
+@pytest.mark.slow
 def test_sweep_rows_json_and_evaluating_one_row(tmp_path):
     import json
 
@@ -146,7 +150,7 @@ def _assert_same_run(a_records, b_records):
     assert len(a_records) == len(b_records)
     for a, b in zip(a_records, b_records):
         assert a.keys() == b.keys() and a["kind"] == b["kind"] and a["seed"] == b["seed"]
-        for k in a.keys() - TIMING:
+        for k in a.keys() - TIMING_KEYS:
             # Equal up to float32 rounding: per-device batches of 1 vs one batch of 4.
             np.testing.assert_allclose(a[k], b[k], rtol=1e-5, err_msg=k) if isinstance(a[k], float) else None
             assert isinstance(a[k], float) or a[k] == b[k], k
@@ -172,6 +176,7 @@ def _distributed(logdir, processes, *extra, devices_each=1):
     return outs
 
 
+@pytest.mark.slow
 def test_agents_sharded_over_devices_and_processes_equal_one_device(tmp_path):
     single = _run(tmp_path / "one", "--num-seeds", "4")
     # Two processes with two devices each: the agents are sharded over the devices of each
@@ -193,6 +198,7 @@ def test_agents_sharded_over_devices_and_processes_equal_one_device(tmp_path):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_agent_count_that_does_not_divide_the_devices_is_handled(tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     out = subprocess.run(

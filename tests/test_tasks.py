@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import tiny_config
+from helpers import tiny_config, tiny_run
 from planet_jax import config as C
 from planet_jax import tasks
 from planet_jax.envs import BatchEnv, GymEnv, make_env
@@ -115,6 +115,7 @@ def test_a_registered_environment_terminates_and_is_stored_by_its_length():
         replay.sample(np.random.default_rng(0), 4, max(lengths) + 2)
 
 
+@pytest.mark.slow
 def test_a_registered_environment_trains_from_the_command_line(tmp_path):
     env = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run(
@@ -170,9 +171,7 @@ def test_a_dead_worker_is_reported_with_the_task(monkeypatch):
     batch.close()
 
 
-RUN = ["--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--num-seeds", "2", "--episodes", "4",
-       "--seed-episodes", "2", "--train-steps", "10", "--episode-steps", "200", "--test-every", "2",
-       "--test-episodes", "2", "--checkpoint-every", "2", "--no-progress"]  # fmt: skip
+RUN = tiny_run(num_seeds=2, episodes=4, test_every=2, test_episodes=2, checkpoint_every=2)
 
 
 def _records(logdir):
@@ -182,6 +181,7 @@ def _records(logdir):
             for r in MetricsLog.read(str(logdir))]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_run_with_env_workers_equals_one_without_and_survives_a_dead_worker(tmp_path, monkeypatch, capsys):
     """Training and test environments in 2 workers give the same run; a worker killed in
     episode 3 stops the run with one message (exit 1), and re-running resumes from the

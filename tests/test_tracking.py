@@ -14,17 +14,14 @@ import zlib
 
 import pytest
 
+from helpers import tiny_run
 from planet_jax.logger import MetricsLog, scalar_tags
 from planet_jax.train import main as train_main
 
 wandb = pytest.importorskip("wandb")
 from wandb.proto import wandb_internal_pb2  # noqa: E402
 
-TINY = [
-    "--preset", "debug", "--task", "cartpole-swingup", "--episodes", "3", "--seed-episodes", "2",
-    "--train-steps", "10", "--episode-steps", "200", "--test-every", "3", "--checkpoint-every", "2",
-    "--no-progress", "--wandb",
-]  # fmt: skip
+TINY = tiny_run(task="cartpole-swingup", obs=None, episodes=3, test_every=3, checkpoint_every=2, wandb=True)
 
 
 def _records(path):
@@ -69,6 +66,7 @@ def _history(logdir):
     return runs
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_mirror_to_one_offline_wandb_run(tmp_path, monkeypatch):
     from planet_jax.evaluate import main as evaluate_main
 

@@ -11,17 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from helpers import UPDATE_METRICS
+from helpers import TIMING_KEYS, UPDATE_METRICS, tiny_run
 from planet_jax.logger import MetricsLog
 from planet_jax.train import main as train_main
 
 # A state-observation run small enough for the test suite: 6 episodes of cartpole-balance.
-TINY = [
-    "--preset", "debug", "--task", "cartpole-balance", "--obs", "state", "--episodes", "6",
-    "--seed-episodes", "2", "--test-every", "2", "--checkpoint-every", "2", "--train-steps", "10",
-    "--episode-steps", "400", "--no-progress",
-]  # fmt: skip
-TIMING_KEYS = {"update_seconds", "plan_ms_per_action", "time"}
+TINY = tiny_run(episodes=6, test_every=2, checkpoint_every=2, episode_steps=400)
 
 
 def _deterministic(records):
@@ -41,6 +36,7 @@ def finished_run(tmp_path_factory):
     return logdir
 
 
+@pytest.mark.slow
 def test_run_writes_everything(finished_run):
     d = finished_run
     for name in ("config.json", "metrics.jsonl", "curve.png", "summary.json"):
@@ -58,6 +54,7 @@ def test_run_writes_everything(finished_run):
     assert summary["episodes"] == 6 and summary["env_steps"] == 6 * 400 and not summary["interrupted"]
 
 
+@pytest.mark.slow
 def test_sigkill_after_a_checkpoint_then_rerun_matches_uninterrupted(finished_run, tmp_path):
     """Killed right after episode 5's first metrics line (tests/killpoint.py): checkpoint 4
     is on disk and checkpoint 6 is not, on any machine. metrics.jsonl of TINY: episode 1
@@ -76,6 +73,7 @@ def test_sigkill_after_a_checkpoint_then_rerun_matches_uninterrupted(finished_ru
     assert _deterministic(MetricsLog.read(logdir)) == _deterministic(MetricsLog.read(finished_run))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_sigint_save_a_usable_checkpoint(tmp_path, signum):
     logdir = str(tmp_path / "term")
@@ -107,6 +105,7 @@ def test_sigterm_and_sigint_save_a_usable_checkpoint(tmp_path, signum):
     assert json.load(open(os.path.join(logdir, "summary.json")))["episodes"] == summary["episodes"] + 1
 
 
+@pytest.mark.slow
 def test_mismatched_config_is_refused(finished_run):
     out = _run_cli([*TINY, "--logdir", finished_run, "--learning-rate", "3e-4", "--horizon", "4"])
     assert out.returncode == 2
@@ -125,6 +124,7 @@ def _files(directory):
     return out
 
 
+@pytest.mark.slow
 def test_offline_training_from_a_replay_never_writes_it(finished_run, tmp_path, capsys):
     """`--replay-from DIR --no-collect`: C updates per cycle on DIR's episodes, test phases
     with the planner, no environment steps; DIR's replay stays byte for byte (and mtime for
@@ -176,6 +176,7 @@ def test_offline_training_from_a_replay_never_writes_it(finished_run, tmp_path, 
         assert not refused.exists() or not os.listdir(refused)  # nothing written there
 
 
+@pytest.mark.slow
 def test_evaluate_restores_and_writes_returns_and_videos(tmp_path):
     from planet_jax.evaluate import main as evaluate_main
 
@@ -218,6 +219,7 @@ def test_unknown_preset_task_and_bad_override_exit_2_before_anything(tmp_path):
         assert not logdir.exists()
 
 
+@pytest.mark.slow
 def test_agent_learns_cartpole_balance_from_states(tmp_path):
     """Learning, not only running: the test return at episode 16 reaches 1.25x a random policy's.
 
@@ -298,6 +300,7 @@ def _tensorboard_scalars(directory):
     return scalars
 
 
+@pytest.mark.slow
 def test_tensorboard_and_curve_hold_the_metrics(finished_run):
     """The artifacts are read back, not only found: TensorBoard has every test return and
     update loss of metrics.jsonl at its episode, and curve.png is a drawn 1100x400 image."""
@@ -314,12 +317,14 @@ def test_tensorboard_and_curve_hold_the_metrics(finished_run):
     assert (image < 128).mean() > 0.005  # axes, lines and text, not a blank canvas
 
 
+@pytest.mark.slow
 def test_only_the_newest_checkpoints_are_kept(tmp_path):
     logdir = tmp_path / "keep"
     assert train_main([*TINY, "--keep-checkpoints", "2", "--logdir", str(logdir)]) == 0
     assert sorted(int(s) for s in os.listdir(logdir / "checkpoints") if s.isdigit()) == [4, 6]
 
 
+@pytest.mark.slow
 def test_compiled_programs_are_cached_per_user_unless_turned_off(tmp_path):
     """The default cache directory is used when JAX_COMPILATION_CACHE_DIR is not set (the
     suite sets it for itself, so it is removed here)."""
