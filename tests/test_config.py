@@ -62,6 +62,15 @@ def test_config_is_hashable_and_round_trips_through_json():
     assert back == cfg and hash(back) == hash(cfg)
 
 
+def test_a_config_json_from_before_a_rename_loads_under_the_new_name():
+    # conv_impl="cpu" (before 2026-12-02) is today's "matmul"; the CLI knows only the new name.
+    old = C.to_dict(C.preset("debug"))
+    old["model"]["conv_impl"] = "cpu"
+    assert C.from_dict(old).model.conv_impl == "matmul"
+    with pytest.raises(C.ConfigError, match="conv_impl must be one of auto, matmul, xla"):
+        C.validate(C.replace(C.preset("debug"), conv_impl="cpu"))
+
+
 def test_replace_and_diff():
     cfg = C.paper()
     new = C.replace(cfg, horizon=8, learning_rate=3e-4)

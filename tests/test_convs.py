@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from planet_jax import convs
-from planet_jax.networks import ConvDecoder, ConvEncoder, resolve_impl
+from planet_jax.backends import conv_impl as resolve_impl
+from planet_jax.networks import ConvDecoder, ConvEncoder
 
 # (H, C_in, C_out, k) of the paper's layers, plus odd shapes.
 CONV_LAYERS = [(64, 3, 32, 4), (31, 32, 64, 4), (14, 64, 128, 4), (6, 128, 256, 4), (9, 5, 7, 3)]
@@ -38,7 +39,7 @@ def _assert_close(a, b):
 
 
 @pytest.mark.parametrize("layer", CONV_LAYERS)
-@pytest.mark.parametrize("form", ["conv_patches", "conv_s2d", "conv_s2d_patches", "conv_xla", "cpu"])
+@pytest.mark.parametrize("form", ["conv_patches", "conv_s2d", "conv_s2d_patches", "conv_xla", "matmul"])
 def test_conv_forms_equal_flax(layer, form):
     h, c, f, k = layer
     if form in ("conv_s2d", "conv_s2d_patches") and k % 2:
@@ -48,7 +49,7 @@ def test_conv_forms_equal_flax(layer, form):
 
 
 @pytest.mark.parametrize("layer", DECONV_LAYERS)
-@pytest.mark.parametrize("form", ["deconv_overlap", "deconv_subpixel", "deconv_subpixel_xla", "deconv_xla", "cpu"])
+@pytest.mark.parametrize("form", ["deconv_overlap", "deconv_subpixel", "deconv_subpixel_xla", "deconv_xla", "matmul"])
 def test_deconv_forms_equal_flax_conv_transpose(layer, form):
     x, kernel = _inputs(2, *layer)
     _assert_close(convs.deconv(x, kernel, 2, form), _flax_deconv(x, kernel))
@@ -68,7 +69,7 @@ def test_cpu_plan_gradients_equal_flax(kind, layer, wide_window, monkeypatch):
     ref = _flax_conv if kind == "conv" else _flax_deconv
     target = jax.random.normal(jax.random.key(2), ref(x, kernel).shape)
     loss = lambda fn: lambda x, k: jnp.sum((fn(x, k) - target) ** 2)  # noqa: E731
-    g_ours = jax.grad(loss(lambda x, k: ours(x, k, 2, "cpu")), argnums=(0, 1))(x, kernel)
+    g_ours = jax.grad(loss(lambda x, k: ours(x, k, 2, "matmul")), argnums=(0, 1))(x, kernel)
     g_ref = jax.grad(loss(ref), argnums=(0, 1))(x, kernel)
     for a, b in zip(g_ours, g_ref):
         _assert_close(a, b)
@@ -115,8 +116,8 @@ def test_mixed_uses_every_form_and_stays_exact():
 def test_encoder_and_decoder_match_between_implementations():
     x = jax.random.uniform(jax.random.key(0), (3, 64, 64, 3)) - 0.5
     feats = jax.random.normal(jax.random.key(1), (3, 20))
-    enc_cpu, enc_xla = ConvEncoder(4, "cpu"), ConvEncoder(4, "xla")
-    dec_cpu, dec_xla = ConvDecoder(4, "cpu"), ConvDecoder(4, "xla")
+    enc_cpu, enc_xla = ConvEncoder(4, "matmul"), ConvEncoder(4, "xla")
+    dec_cpu, dec_xla = ConvDecoder(4, "matmul"), ConvDecoder(4, "xla")
     pe = jax.jit(enc_cpu.init)(jax.random.key(2), x)  # (compiled: op by op, the matmul forms are slow to run)
     pd = jax.jit(dec_cpu.init)(jax.random.key(3), feats)
     e = jax.jit(enc_cpu.apply)(pe, x)
@@ -129,5 +130,5 @@ def test_encoder_and_decoder_match_between_implementations():
 
 def test_auto_picks_the_matmul_forms_except_on_tpu():
     # Measured: on an H200 they ran the paper update 3.7x faster than cuDNN's convolutions.
-    assert [resolve_impl("auto", b) for b in ("cpu", "gpu", "tpu")] == ["cpu", "cpu", "xla"]
-    assert resolve_impl("xla", "cpu") == "xla" and resolve_impl("cpu", "tpu") == "cpu"
+    assert [resolve_impl("auto", b) for b in ("cpu", "gpu", "tpu")] == ["matmul", "matmul", "xla"]
+    assert resolve_impl("xla", "cpu") == "xla" and resolve_impl("matmul", "tpu") == "matmul"

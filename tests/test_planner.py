@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from helpers import tiny_config
+from planet_jax import backends, rssm
 from planet_jax import config as C
-from planet_jax import rssm
 from planet_jax.networks import Modules, init_params
 from planet_jax.planner import act, cem, env_mode, plan, refit, reward_pass, score_sequences
 
@@ -95,8 +95,8 @@ def test_scores_equal_reward_summed_over_an_imagined_rollout(horizon):
 def test_reward_pass_is_resolved_for_the_backend_and_checked():
     cfg = tiny_config()
     assert reward_pass(cfg) == ("per_step" if jax.default_backend() == "cpu" else "after")  # auto
-    assert [C.resolve_reward_pass("auto", b) for b in ("cpu", "gpu", "tpu")] == ["per_step", "after", "after"]
-    assert C.resolve_reward_pass("per_step", "gpu") == "per_step"
+    assert [backends.reward_pass("auto", b) for b in ("cpu", "gpu", "tpu")] == ["per_step", "after", "after"]
+    assert backends.reward_pass("per_step", "gpu") == "per_step"
     assert reward_pass(C.replace(cfg, reward_pass="after")) == "after"
     with pytest.raises(C.ConfigError, match="reward_pass must be one of auto, per_step, after, got 'end'"):
         C.validate(C.replace(cfg, reward_pass="end"))
@@ -114,8 +114,8 @@ def test_unrolled_rollout_plans_the_same_action():
     np.testing.assert_allclose(actions[2], actions[0], rtol=1e-5, atol=1e-6)
     assert float(jnp.abs(actions[0]).max()) > 0.01  # a real plan, not the zero initial mean
     # auto (0): a loop on CPU, unrolled over the horizon on accelerators; negative refused.
-    assert [C.resolve_unroll(0, 12, b) for b in ("cpu", "gpu", "tpu")] == [1, 12, 12]
-    assert C.resolve_unroll(3, 12, "gpu") == 3
+    assert [backends.rollout_unroll(0, 12, b) for b in ("cpu", "gpu", "tpu")] == [1, 12, 12]
+    assert backends.rollout_unroll(3, 12, "gpu") == 3
     with pytest.raises(C.ConfigError, match="rollout_unroll must be an integer >= 0"):
         C.validate(C.replace(cfg, rollout_unroll=-1))
 
@@ -194,8 +194,8 @@ def test_env_axis_is_resolved_for_the_backend_and_checked():
     assert env_mode(cfg) == ("map" if jax.default_backend() == "cpu" else "vmap")  # auto
     assert env_mode(C.replace(cfg, env_axis="vmap")) == "vmap"
     # The rule shared with train.agent_mode, on every backend.
-    assert [C.resolve_axis("auto", b) for b in ("cpu", "gpu", "tpu")] == ["map", "vmap", "vmap"]
-    assert C.resolve_axis("map", "gpu") == "map" and C.resolve_axis("vmap", "cpu") == "vmap"
+    assert [backends.axis("auto", b) for b in ("cpu", "gpu", "tpu")] == ["map", "vmap", "vmap"]
+    assert backends.axis("map", "gpu") == "map" and backends.axis("vmap", "cpu") == "vmap"
     with pytest.raises(C.ConfigError, match="env_axis must be one of auto, vmap, map, got 'loop'"):
         C.validate(C.replace(cfg, env_axis="loop"))
 

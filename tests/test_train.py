@@ -52,6 +52,12 @@ def test_run_writes_everything(finished_run):
         assert np.isfinite(update[key]), key
     summary = json.load(open(os.path.join(d, "summary.json")))
     assert summary["episodes"] == 6 and summary["env_steps"] == 6 * 400 and not summary["interrupted"]
+    # Every backend-dependent setting as it ran (the config itself keeps `auto`).
+    from planet_jax import backends
+    from planet_jax import config as C
+
+    saved = C.from_dict(json.load(open(os.path.join(d, "config.json"))))
+    assert saved.planner.env_axis == "auto" and summary["platform"] == backends.choices(saved)
 
 
 @pytest.mark.slow

@@ -55,7 +55,7 @@ def test_vmapped_update_equals_separate_updates(obs, monkeypatch):
     # Pixels: the matmul conv forms (the CPU and GPU default; custom VJPs, window-by-window
     # products) vmapped over agents, as `train --num-seeds N` runs them on a GPU.
     monkeypatch.setattr(convs, "WIDE_WINDOW", 1)
-    cfg = tiny_config(obs=obs, updates_per_call=2, conv_impl="cpu")
+    cfg = tiny_config(obs=obs, updates_per_call=2, conv_impl="matmul")
     keys = jax.random.split(jax.random.key(0), 2)
     # Two agents' states, stacked (initialising them under vmap is `train`'s business, and
     # the sweep tests check it; here it would only compile a second initialiser).

@@ -1,7 +1,7 @@
 """Milliseconds per layer of the paper's encoder and decoder, for every form in `planet_jax.convs`.
 
 For each layer: forward alone / forward + backward (gradients of x and the kernel), at N
-frames (800 = one B=16, L=50 update). `cpu` is what `conv_impl=cpu` picks; the `*_xla`
+frames (800 = one B=16, L=50 update). `cpu` is what `conv_impl=matmul` picks; the `*_xla`
 forms are what a naive Flax model runs (`flax.linen.Conv` / `ConvTranspose`). Use it to
 re-check the per-layer choices of `convs.conv` / `convs.deconv` on a new CPU.
 

@@ -106,10 +106,11 @@ def matmul_gflops(size: int | None = None, repeats: int = 5) -> float:
     on CPUs, XLA's own products instead of YNNPACK's), both compilations are timed and the
     faster one counts, so that no figure is read against a slowed-down reference.
     """
-    import jax
 
     if size is None:
-        size = 2048 if jax.default_backend() == "cpu" else 8192
+        from planet_jax import backends
+
+        size = 2048 if backends.backend() == "cpu" else 8192
     rates = []
     for f, a, b in _matmul_cases(size):
         times = timeit(lambda f=f, a=a, b=b: f(a, b).block_until_ready(), warmup=2, repeats=repeats)
@@ -281,8 +282,8 @@ def bench_update(args) -> list[Record]:
     """Seconds per gradient update at the preset's sizes, for each --batch B."""
     import jax
 
+    from planet_jax import backends
     from planet_jax import config as C
-    from planet_jax.networks import resolve_impl
     from planet_jax.state import create_train_state
     from planet_jax.update import update
 
@@ -309,7 +310,9 @@ def bench_update(args) -> list[Record]:
                 device=device,
                 gflop=update_gflop(cfg, batch, length),
                 matmul_readings=readings,
-                settings=_settings(cfg, args, batch=batch, length=length, conv_impl=resolve_impl(cfg.model.conv_impl)),
+                settings=_settings(
+                    cfg, args, batch=batch, length=length, conv_impl=backends.conv_impl(cfg.model.conv_impl)
+                ),
                 extra={"first_call_s": compile_s},
             )
         )
@@ -408,11 +411,12 @@ def bench_planner(args) -> list[Record]:
 def _settings(cfg, args, **more) -> dict[str, Any]:
     overrides = {"overrides": list(args.set)} if args.set else {}
     matmul = {"matmul_size": args.matmul_size} if args.matmul_size else {}  # (recorded when not the default)
-    from planet_jax import compiler
+    from planet_jax import backends, compiler
 
     options = {
         "compiler_options": compiler.options(),  # of act (the matmul reference: see matmul_gflops)
         "matmul_precision": compiler.resolved_precision(cfg),  # of the model's products
+        "platform": backends.choices(cfg),  # every `auto` setting as it ran
     }
     return {"preset": args.preset, "task": args.task, "obs": cfg.env.obs, **overrides, **matmul, **options, **more}
 

@@ -35,6 +35,8 @@ from typing import Any
 
 import jax
 
+from planet_jax import backends
+
 YNN_FUSION = "xla_cpu_experimental_ynn_fusion_type"
 CPU_OPTIONS: dict[str, Any] = {YNN_FUSION: ""}
 """XLA:CPU: no YNNPACK library fusions (an empty list of fusion types), so dots run in XLA's own kernels."""
@@ -42,7 +44,7 @@ CPU_OPTIONS: dict[str, Any] = {YNN_FUSION: ""}
 
 def options(backend: str | None = None) -> dict[str, Any]:
     """The compiler options for `backend` ('cpu', 'gpu', 'tpu'; default: JAX's default backend)."""
-    backend = backend or jax.default_backend()
+    backend = backend or backends.backend()
     if backend != "cpu" or YNN_FUSION in os.environ.get("XLA_FLAGS", ""):
         return {}
     return dict(CPU_OPTIONS)
@@ -59,7 +61,7 @@ class _Jit:
         self._fun, self._kwargs, self._jitted = fun, kwargs, {}
 
     def jitted(self) -> Any:
-        backend = jax.default_backend()
+        backend = backends.backend()
         if backend not in self._jitted:
             self._jitted[backend] = jax.jit(self._fun, compiler_options=options(backend), **self._kwargs)
         return self._jitted[backend]
@@ -96,7 +98,7 @@ def resolved_precision(cfg, backend: str | None = None) -> str:
     bfloat16 pass on TPUs, float32 on CPUs, which have no lower-precision float32 products).
     """
     value = cfg.model.matmul_precision
-    backend = backend or jax.default_backend()
+    backend = backend or backends.backend()
     if value == "default" or backend == "cpu":
         return _DEFAULT_PRECISION.get(backend, "float32")
     return value

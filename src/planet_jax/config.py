@@ -120,8 +120,8 @@ class ModelConfig:
     """Floor added to the softplus standard deviation of the prior and posterior."""
     matmul_precision: Literal["default", "float32", "tensorfloat32", "bfloat16"] = "default"
     """Precision of the float32 matrix products and convolutions in the update and the planner: `default` (the backend's fastest: float32 on CPUs, TensorFloat-32 on NVIDIA GPUs since Ampere, one bfloat16 pass on TPUs), `float32` (full float32, as the official code ran on a V100), `tensorfloat32`, `bfloat16`. Runs and benchmarks record what it resolved to."""
-    conv_impl: Literal["auto", "cpu", "xla"] = "auto"
-    """How convolutions run: `cpu` (exact matmul and stride-1 reformulations: made for XLA:CPU, and on an H200 3.7x faster than lax convolutions for the paper update), `xla` (lax convolutions: cuDNN, TPU), `auto`: `cpu` on CPU and GPU, `xla` on TPU (untested there)."""
+    conv_impl: Literal["auto", "matmul", "xla"] = "auto"
+    """How convolutions run: `matmul` (exact matmul and stride-1 reformulations, `convs.py`: made for XLA:CPU, and on an H200 3.7x faster than lax convolutions for the paper update; called `cpu` before 2026-12-02, which still loads), `xla` (lax convolutions: cuDNN, TPU), `auto`: `matmul` on CPU and GPU, `xla` on TPU (untested there)."""
 
 
 @dataclass(frozen=True)
@@ -418,13 +418,21 @@ RETIRED = {
 }
 
 
+# Values that older run directories' config.json hold under another name: {old: new}.
+RENAMED_VALUES = {("model", "conv_impl"): {"cpu": "matmul"}}
+
+
 def from_dict(data: dict[str, dict[str, Any]]) -> Config:
     """Inverse of `to_dict`; unknown keys are an error. Retired fields (`RETIRED`) holding
-    the value that meant today's behaviour are dropped, so older run directories load."""
+    the value that meant today's behaviour are dropped and renamed values
+    (`RENAMED_VALUES`) read under their new name, so older run directories load."""
     groups = {}
     for group in dataclasses.fields(Config):
         cls = group.default_factory  # type: ignore[misc]
         values = dict(data.get(group.name, {}))
+        for (where, name), renames in RENAMED_VALUES.items():
+            if where == group.name and values.get(name) in renames:
+                values[name] = renames[values[name]]
         for (where, name), (neutral, why) in RETIRED.items():
             if where == group.name and name in values:
                 value = values.pop(name)
@@ -492,35 +500,13 @@ def row_name(cfg: Config, index: int) -> str:
     return f"{prefix}-seed-{seed}" if prefix else f"seed-{seed}"
 
 
-def resolve_axis(mode: str, backend: str) -> str:
-    """`map` or `vmap` for an `agent_axis` or `env_axis` setting on a JAX backend ('cpu',
-    'gpu', 'tpu'): `auto` is `map` on CPU and `vmap` elsewhere."""
-    if mode == "auto":
-        return "map" if backend == "cpu" else "vmap"
-    return mode
-
-
-def resolve_reward_pass(mode: str, backend: str) -> str:
-    """The planner's `reward_pass` on a JAX backend: `auto` is `per_step` on CPU and `after` elsewhere."""
-    if mode == "auto":
-        return "per_step" if backend == "cpu" else "after"
-    return mode
-
-
-def resolve_unroll(unroll: int, horizon: int, backend: str) -> int:
-    """The planner's `rollout_unroll` on a JAX backend: `0` (auto) is the horizon on GPU/TPU, 1 on CPU."""
-    if unroll == 0:
-        return 1 if backend == "cpu" else horizon
-    return unroll
-
-
 # ----------------------------------------------------------------------------------------
 # Validation.
 
 _CHOICES = {
     "obs": ("pixels", "state"),
     "variant": ("rssm", "ssm", "rnn"),
-    "conv_impl": ("auto", "cpu", "xla"),
+    "conv_impl": ("auto", "matmul", "xla"),
     "agent_axis": ("auto", "vmap", "map"),
     "env_axis": ("auto", "vmap", "map"),
     "reward_pass": ("auto", "per_step", "after"),

@@ -393,26 +393,26 @@ def mixed(forward: str, input_grad: str, weight_grad: str, stride: int):
     return apply
 
 
-def conv(x: jax.Array, kernel: jax.Array, stride: int, impl: str = "cpu") -> jax.Array:
-    """VALID strided convolution. impl: `cpu` (fast on XLA:CPU) or a name in FORMS.
+def conv(x: jax.Array, kernel: jax.Array, stride: int, impl: str = "matmul") -> jax.Array:
+    """VALID strided convolution. impl: `matmul` (the exact fast forms) or a name in FORMS.
 
-    `cpu` is `conv_cpu` when the kernel size is a multiple of the stride (every encoder
+    `matmul` is `conv_cpu` when the kernel size is a multiple of the stride (every encoder
     layer), else the patches form. Forward + backward of the paper's encoder layers at
     800 frames on the 2-core Xeon, against the patches form differentiated by JAX:
     64x64x3->32 109 vs 169 ms, 31x31x32->64 372 vs 400, 14x14x64->128 158 vs 167,
     6x6x128->256 42 vs 43.
     """
-    if impl != "cpu":
+    if impl != "matmul":
         return FORMS[impl](x, kernel, stride)
     if kernel.shape[0] % stride == 0:
         return conv_cpu(x, kernel, stride)
     return mixed("conv_patches", "conv_patches", "conv_patches", stride)(x, kernel)
 
 
-def deconv(x: jax.Array, kernel: jax.Array, stride: int, impl: str = "cpu") -> jax.Array:
+def deconv(x: jax.Array, kernel: jax.Array, stride: int, impl: str = "matmul") -> jax.Array:
     """VALID strided transposed convolution (as flax ConvTranspose). impl as in `conv`.
 
-    `cpu`: a 1x1 input is a dense layer in disguise, done by `deconv_overlap` (one matmul)
+    `matmul`: a 1x1 input is a dense layer in disguise, done by `deconv_overlap` (one matmul)
     and its JAX derivatives; larger inputs use `deconv_cpu`, with XLA's stride-1 phase
     convolution (`deconv_subpixel_xla`) forward from 8x8 up and the overlap form below.
     Forward + backward of the paper's decoder layers at 800 frames on the 2-core Xeon,
@@ -420,7 +420,7 @@ def deconv(x: jax.Array, kernel: jax.Array, stride: int, impl: str = "cpu") -> j
     1x1x1024->128 38 ms (unchanged), 5x5x128->64 155 vs 203, 13x13x64->32 407 vs 446,
     30x30x32->3 162 vs 614.
     """
-    if impl != "cpu":
+    if impl != "matmul":
         return FORMS[impl](x, kernel, stride)
     if x.shape[1] == 1 and x.shape[2] == 1:
         return mixed("deconv_overlap", "deconv_overlap", "deconv_overlap", stride)(x, kernel)

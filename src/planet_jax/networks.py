@@ -22,23 +22,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from planet_jax import convs, rng
+from planet_jax import backends, convs, rng
 from planet_jax.config import Config
 
 # The official code uses TensorFlow's defaults: Glorot-uniform kernels, zero biases.
 kernel_init = nn.initializers.xavier_uniform()
-
-
-def resolve_impl(impl: str, backend: str | None = None) -> str:
-    """`cpu` or `xla` for a `conv_impl` setting: `auto` is `xla` on TPU and `cpu` elsewhere.
-
-    The matmul forms were written for XLA:CPU, but they are also the faster ones on a GPU:
-    on an H200 the paper update (B=50) took 23.7 ms with them and 88.6 ms with cuDNN's
-    convolutions (experiments/results/gpu-h200).
-    """
-    if impl == "auto":
-        return "xla" if (backend or jax.default_backend()) == "tpu" else "cpu"
-    return impl
 
 
 def dense(features: int, name: str | None = None) -> nn.Dense:
@@ -61,7 +49,7 @@ class Conv(nn.Module):
         kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         fn, xla_form = (convs.deconv, "deconv_xla") if self.transpose else (convs.conv, "conv_xla")
-        return fn(x, kernel, self.stride, "cpu" if resolve_impl(self.impl) == "cpu" else xla_form) + bias
+        return fn(x, kernel, self.stride, "matmul" if backends.conv_impl(self.impl) == "matmul" else xla_form) + bias
 
 
 # ----------------------------------------------------------------------------------------
@@ -245,7 +233,7 @@ class Modules:
 
     def __init__(self, cfg: Config):
         m = cfg.model
-        impl = resolve_impl(m.conv_impl)
+        impl = backends.conv_impl(m.conv_impl)
         if cfg.env.obs == "pixels":
             self.encoder: nn.Module = ConvEncoder(m.cnn_depth, impl)
             self.decoder: nn.Module = ConvDecoder(m.cnn_depth, impl)

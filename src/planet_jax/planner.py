@@ -18,8 +18,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from planet_jax import compiler, rng, rssm
-from planet_jax.config import Config, ConfigError, PlannerConfig, resolve_axis, resolve_reward_pass, resolve_unroll
+from planet_jax import backends, compiler, rng, rssm
+from planet_jax.config import Config, ConfigError, PlannerConfig
 from planet_jax.networks import Modules
 from planet_jax.preprocess import prepare_obs
 
@@ -119,12 +119,12 @@ def score_sequences(params, belief: rssm.State, actions: jax.Array, key: jax.Arr
 
 def reward_pass(cfg: Config) -> str:
     """`per_step` or `after`: the config's `reward_pass`, with `auto` resolved for the backend."""
-    return resolve_reward_pass(cfg.planner.reward_pass, jax.default_backend())
+    return backends.reward_pass(cfg.planner.reward_pass)
 
 
 def unroll_steps(cfg: Config) -> int:
     """Rollout steps per loop iteration: the config's `rollout_unroll`, with 0 (auto) resolved for the backend."""
-    return resolve_unroll(cfg.planner.rollout_unroll, cfg.planner.horizon, jax.default_backend())
+    return backends.rollout_unroll(cfg.planner.rollout_unroll, cfg.planner.horizon)
 
 
 def plan(params, belief: rssm.State, key: jax.Array, *, cfg: Config) -> jax.Array:
@@ -149,7 +149,7 @@ def plan(params, belief: rssm.State, key: jax.Array, *, cfg: Config) -> jax.Arra
 
 def env_mode(cfg: Config) -> str:
     """`map` or `vmap`: the config's `env_axis`, with `auto` resolved for the backend."""
-    return resolve_axis(cfg.planner.env_axis, jax.default_backend())
+    return backends.axis(cfg.planner.env_axis)
 
 
 def plan_batch(params, belief: rssm.State, keys: jax.Array, *, cfg: Config, plan_one: Callable = plan) -> jax.Array:

@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from planet_jax import backends
+
 # Threefry-2x32's rotation constants, alternating every 4 rounds (Salmon et al., 2011).
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
@@ -83,7 +85,7 @@ except (ImportError, AttributeError, TypeError):  # pragma: no cover - depends o
 
 def fast(key: jax.Array) -> jax.Array:
     """The same key with the unrolled hash on CPU (identical draws); any other key unchanged."""
-    if UNROLLED is None or jax.default_backend() != "cpu" or not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if UNROLLED is None or backends.backend() != "cpu" or not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return key
     if str(jax.random.key_impl(key)) != _THREEFRY.name:
         return key

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planet_jax import compiler, distributed, rssm
+from planet_jax import backends, compiler, distributed, rssm
 from planet_jax import config as C
 from planet_jax.config import Config, ConfigError
 from planet_jax.logger import MetricsLog, mean_and_stderr, plot_curves, write_json
@@ -482,7 +482,7 @@ def _fold(key: jax.Array, *data: int) -> jax.Array:
 
 def agent_mode(cfg: Config) -> str:
     """`map` or `vmap`: the config's `agent_axis`, with `auto` resolved for the backend."""
-    return C.resolve_axis(cfg.train.agent_axis, jax.default_backend())
+    return backends.axis(cfg.train.agent_axis)
 
 
 @functools.cache
@@ -507,11 +507,15 @@ def over_agents(fn, cfg: Config, sharding):
 
 @functools.cache
 def compiled(cfg: Config):
-    """(init, update, act_explore, act_test, sharding): jitted over the agent axis (see `over_agents`)."""
+    """(init, update, act_explore, act_test, sharding): jitted over the agent axis (see `over_agents`).
+
+    The programs see the config with every backend-dependent setting resolved here, once
+    (`backends.resolve`); `cfg` itself, as config.json holds it, keeps `auto`."""
     from planet_jax.planner import act
     from planet_jax.state import create_train_state
     from planet_jax.update import scan_updates
 
+    cfg = backends.resolve(cfg)
     sharding = agent_sharding(len(C.rows(cfg)))
     over = functools.partial(over_agents, cfg=cfg, sharding=sharding)
     init = jax.jit(over(functools.partial(create_train_state, cfg=cfg)))  # (keys [R], hyper [R])
@@ -997,7 +1001,8 @@ class Trainer:
             "last_test_return_stderr": mean_and_stderr(last)[1] if last else None,
             "checkpoints": checkpoints,
             "processes": jax.process_count(),
-            "backend": jax.default_backend(),
+            "backend": backends.backend(),
+            "platform": backends.choices(self.cfg),  # every `auto` setting as it ran
             "matmul_precision": compiler.resolved_precision(self.cfg),
             "seconds_this_session": time.time() - run_start,
         }

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 from flax import struct
 from jax.experimental import pallas as pl
 
-from planet_jax import compiler, planner, rng, rssm
+from planet_jax import backends, compiler, planner, rng, rssm
 from planet_jax.config import Config, ConfigError
 from planet_jax.networks import Modules
 
@@ -314,7 +314,7 @@ def rollout(
         return pl.BlockSpec(w.shape, lambda i: (0,) * w.ndim)
 
     if interpret is None:
-        interpret = jax.default_backend() == "cpu"
+        interpret = backends.backend() == "cpu"
     compiler_params = None
     if not interpret:
         from jax.experimental.pallas import triton as pl_triton
@@ -382,7 +382,7 @@ def check(cfg: Config) -> None:
     """Raise ConfigError where the kernel cannot run this config here."""
     if cfg.model.variant != "rssm":
         raise ConfigError(f"the rollout kernel implements the rssm variant only, got variant={cfg.model.variant!r}.")
-    if jax.default_backend() == "tpu":
+    if backends.backend() == "tpu":
         raise ConfigError("the rollout kernel runs on GPUs (Triton) and, interpreted, on CPUs; not on TPUs.")
 
 

@@ -1,0 +1,95 @@
+"""The one platform switch: every setting whose best value depends on the backend is
+decided here, and nowhere else.
+
+  backend()                  -> 'cpu' | 'gpu' | 'tpu'   JAX's default backend
+  resolve(cfg, backend=None) -> Config                  every `auto` replaced by its value here
+  choices(cfg, backend=None) -> {field: value}          those values, for run and benchmark records
+  conv_impl, axis, reward_pass, rollout_unroll(value, ..., backend=None) -> the rules, one per kind
+
+The config keeps `auto` (a run trained on a GPU resumes on a CPU with the CPU's choices);
+the entry points resolve it once per program (`train.compiled`, `bench`, `evaluate` via
+`Agent`), and the helpers in the model code (`planner.reward_pass`, `train.agent_mode`,
+...) apply the same rules to a config that is still `auto`, so both give the same program.
+Each rule's reason and measurement is in its docstring.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from planet_jax import config as C
+
+AUTO_FIELDS = ("conv_impl", "agent_axis", "env_axis", "reward_pass", "rollout_unroll")
+"""The settings with a backend-dependent default (`auto`, or 0 for `rollout_unroll`)."""
+
+
+def backend() -> str:
+    """JAX's default backend, read at each call (tests trace for a GPU by patching it)."""
+    return jax.default_backend()
+
+
+def conv_impl(value: str, backend_name: str | None = None) -> str:
+    """`matmul` or `xla` for a `conv_impl` setting: `auto` is `xla` on TPU and `matmul` elsewhere.
+
+    The matmul forms (`convs.py`) were written for XLA:CPU, but they are also the faster ones
+    on a GPU: on an H200 the paper update (B=50) took 23.7 ms with them and 88.6 ms with
+    cuDNN's convolutions (experiments/results/gpu-h200).
+    """
+    if value == "auto":
+        return "xla" if (backend_name or backend()) == "tpu" else "matmul"
+    return value
+
+
+def axis(value: str, backend_name: str | None = None) -> str:
+    """`map` or `vmap` for an `agent_axis` or `env_axis` setting: `auto` is `map` on CPU (each
+    search's or agent's activations stay in the cache) and `vmap` elsewhere (one batched
+    program: what makes N seeds cheap on a GPU)."""
+    if value == "auto":
+        return "map" if (backend_name or backend()) == "cpu" else "vmap"
+    return value
+
+
+def reward_pass(value: str, backend_name: str | None = None) -> str:
+    """The planner's `reward_pass`: `auto` is `per_step` on CPU (`after` took 1.15x as long on
+    the 2-core EPYC) and `after` elsewhere (fewer kernels in the rollout's sequential chain:
+    an H100 plans one env in 5.1 ms instead of 5.5; experiments/results/gpu-h100)."""
+    if value == "auto":
+        return "per_step" if (backend_name or backend()) == "cpu" else "after"
+    return value
+
+
+def rollout_unroll(value: int, horizon: int, backend_name: str | None = None) -> int:
+    """The planner's `rollout_unroll`: 0 (auto) is the horizon on GPU/TPU (an H200 plans one
+    env in 6.7 ms instead of 9.6) and 1 on CPU (no faster unrolled, slower to compile)."""
+    if value == 0:
+        return 1 if (backend_name or backend()) == "cpu" else horizon
+    return value
+
+
+def choices(cfg: C.Config, backend_name: str | None = None) -> dict:
+    """{field: value} of every `AUTO_FIELDS` setting as it runs on this backend, with the
+    backend itself: what run summaries and benchmark records hold."""
+    b = backend_name or backend()
+    return {
+        "backend": b,
+        "matmul_precision": precision(cfg, b),
+        "conv_impl": conv_impl(cfg.model.conv_impl, b),
+        "agent_axis": axis(cfg.train.agent_axis, b),
+        "env_axis": axis(cfg.planner.env_axis, b),
+        "reward_pass": reward_pass(cfg.planner.reward_pass, b),
+        "rollout_unroll": rollout_unroll(cfg.planner.rollout_unroll, cfg.planner.horizon, b),
+    }
+
+
+def precision(cfg: C.Config, backend_name: str | None = None) -> str:
+    """What the config's float32 products run as here (`compiler.resolved_precision`)."""
+    from planet_jax import compiler  # (compiler imports this module)
+
+    return compiler.resolved_precision(cfg, backend_name or backend())
+
+
+def resolve(cfg: C.Config, backend_name: str | None = None) -> C.Config:
+    """The config with every backend-dependent setting at its value on this backend."""
+    values = choices(cfg, backend_name)
+    del values["backend"], values["matmul_precision"]  # (not a setting: what `default` means here)
+    return C.replace(cfg, **values)
