@@ -29,12 +29,9 @@ def backend() -> str:
 
 
 def conv_impl(value: str, backend_name: str | None = None) -> str:
-    """`matmul` or `xla` for a `conv_impl` setting: `auto` is `xla` on TPU and `matmul` elsewhere.
-
-    The matmul forms (`convs.py`) were written for XLA:CPU, but they are also the faster ones
-    on a GPU: on an H200 the paper update (B=50) took 23.7 ms with them and 88.6 ms with
-    cuDNN's convolutions (experiments/results/gpu-h200).
-    """
+    """`matmul` or `xla` for a `conv_impl` setting: `auto` is `xla` on TPU and `matmul`
+    elsewhere, since the matmul forms written for XLA:CPU are also the faster on a GPU
+    (experiments/results/README.md#backend-defaults)."""
     if value == "auto":
         return "xla" if (backend_name or backend()) == "tpu" else "matmul"
     return value
@@ -43,24 +40,24 @@ def conv_impl(value: str, backend_name: str | None = None) -> str:
 def axis(value: str, backend_name: str | None = None) -> str:
     """`map` or `vmap` for an `agent_axis` or `env_axis` setting: `auto` is `map` on CPU (each
     search's or agent's activations stay in the cache) and `vmap` elsewhere (one batched
-    program: what makes N seeds cheap on a GPU)."""
+    program: what makes N seeds cheap on a GPU; experiments/results/README.md#backend-defaults)."""
     if value == "auto":
         return "map" if (backend_name or backend()) == "cpu" else "vmap"
     return value
 
 
 def reward_pass(value: str, backend_name: str | None = None) -> str:
-    """The planner's `reward_pass`: `auto` is `per_step` on CPU (`after` took 1.15x as long on
-    the 2-core EPYC) and `after` elsewhere (fewer kernels in the rollout's sequential chain:
-    an H100 plans one env in 5.1 ms instead of 5.5; experiments/results/gpu-h100)."""
+    """The planner's `reward_pass`: `auto` is `per_step` on CPU and `after` (fewer kernels in
+    the rollout's sequential chain) elsewhere, the faster on each
+    (experiments/results/README.md#backend-defaults)."""
     if value == "auto":
         return "per_step" if (backend_name or backend()) == "cpu" else "after"
     return value
 
 
 def rollout_unroll(value: int, horizon: int, backend_name: str | None = None) -> int:
-    """The planner's `rollout_unroll`: 0 (auto) is the horizon on GPU/TPU (an H200 plans one
-    env in 6.7 ms instead of 9.6) and 1 on CPU (no faster unrolled, slower to compile)."""
+    """The planner's `rollout_unroll`: 0 (auto) is the horizon on GPU/TPU and 1 on CPU (no
+    faster unrolled there, and slower to compile; experiments/results/README.md#backend-defaults)."""
     if value == 0:
         return 1 if (backend_name or backend()) == "cpu" else horizon
     return value

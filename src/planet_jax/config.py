@@ -121,7 +121,7 @@ class ModelConfig:
     matmul_precision: Literal["default", "float32", "tensorfloat32", "bfloat16"] = "default"
     """Precision of the float32 matrix products and convolutions in the update and the planner: `default` (the backend's fastest: float32 on CPUs, TensorFloat-32 on NVIDIA GPUs since Ampere, one bfloat16 pass on TPUs), `float32` (full float32, as the official code ran on a V100), `tensorfloat32`, `bfloat16`. Runs and benchmarks record what it resolved to."""
     conv_impl: Literal["auto", "matmul", "xla"] = "auto"
-    """How convolutions run: `matmul` (exact matmul and stride-1 reformulations, `convs.py`: made for XLA:CPU, and on an H200 3.7x faster than lax convolutions for the paper update; called `cpu` before 2026-12-02, which still loads), `xla` (lax convolutions: cuDNN, TPU), `auto`: `matmul` on CPU and GPU, `xla` on TPU (untested there)."""
+    """How convolutions run: `matmul` (the exact matmul and stride-1 forms of `convs.py`; called `cpu` before 2026-12-02, which still loads), `xla` (lax convolutions), `auto`: `matmul` on CPU and GPU (faster on both), `xla` on TPU (experiments/results/README.md#backend-defaults)."""
 
 
 @dataclass(frozen=True)
@@ -171,11 +171,11 @@ class PlannerConfig:
     exploration_noise: float = 0.3
     """Std of Gaussian noise added to actions during data collection (never in tests)."""
     env_axis: Literal["auto", "vmap", "map"] = "auto"
-    """How the searches of several environments run: `vmap` (one batched search: fast on GPU/TPU), `map` (one after another: each search's candidates stay in the CPU's cache), `auto`: map on CPU, vmap elsewhere."""
+    """How the searches of several environments run: `vmap` (one batched search), `map` (one after another, each search's candidates in the CPU's cache), `auto`: map on CPU, vmap elsewhere (experiments/results/README.md#backend-defaults)."""
     reward_pass: Literal["auto", "per_step", "after"] = "auto"
-    """Where the search applies the reward head: `per_step` inside the rollout (the faster on CPU: `after` takes 1.15x as long on the 2-core EPYC), `after` once over all steps' features (fewer kernels in the rollout's sequential chain: an H100 plans one env in 5.1 ms instead of 5.5, four in 10.1 instead of 11.3), `auto`: per_step on CPU, after elsewhere."""
+    """Where the search applies the reward head: `per_step` inside the rollout, `after` once over all steps' features (a shorter chain of kernels), `auto`: per_step on CPU, after elsewhere, the faster on each (experiments/results/README.md#backend-defaults)."""
     rollout_unroll: int = 0
-    """Horizon steps per loop iteration of the candidates' rollout (`lax.scan(unroll=...)`); 0 = auto: fully unrolled on GPU/TPU (an H200 plans one env in 6.7 ms instead of 9.6), a loop on CPU (no faster unrolled, slower to compile)."""
+    """Horizon steps per loop iteration of the candidates' rollout (`lax.scan(unroll=...)`); 0 = auto: fully unrolled on GPU/TPU, a loop on CPU, the faster on each (experiments/results/README.md#backend-defaults)."""
 
 
 @dataclass(frozen=True)

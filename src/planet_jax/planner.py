@@ -87,12 +87,10 @@ def score_sequences(params, belief: rssm.State, actions: jax.Array, key: jax.Arr
     Both forms of `PlannerConfig.reward_pass` (see `reward_pass`) give
     `reward(imagine(...).features).sum(-1)` with the same samples (tested). `per_step` adds
     each step's reward inside the rollout's scan instead of storing the [J, H, F] features
-    and reading them back: the faster form on CPUs (`after` took 1.15x as long for one
-    environment on the 2-core EPYC, timed in turns). `after` runs the reward head once over
-    all H x J features, so the rollout's sequential chain of kernels is shorter and the
-    reward head's kernels larger: the faster form on GPUs, whose search is bound by kernel
-    latency (on an H100, 5.1 ms per action for one environment instead of 5.5, 10.1 for
-    four instead of 11.3; experiments/results/gpu-h100).
+    and reading them back (the faster form on CPUs); `after` runs the reward head once over
+    all H x J features, so the rollout's sequential chain of kernels is shorter (the faster
+    form on GPUs, whose search is bound by kernel latency). Measured:
+    experiments/results/README.md#backend-defaults.
     """
     reward_head = Modules(cfg).reward
 
@@ -157,11 +155,9 @@ def plan_batch(params, belief: rssm.State, keys: jax.Array, *, cfg: Config, plan
     [N], keys [N] -> first actions [N, A].
 
     `vmap` runs one search over N x J candidates; `map` runs the N searches one after
-    another (`lax.map`). On a CPU the sequential form is the faster one: on the 2-core
-    EPYC of experiments/results, four paper-size searches took 4.3x one search vmapped
-    and 3.9 to 4.1x one after another (about 18% less time), because the activations of
-    J = 1000 candidates fit the cache and those of 4000 do not. Both give the same actions
-    for the same keys (tested).
+    another (`lax.map`), the faster on a CPU because the activations of J candidates fit
+    its cache and those of N x J may not (experiments/results/README.md#backend-defaults).
+    Both give the same actions for the same keys (tested).
     """
     search = functools.partial(plan_one, params, cfg=cfg)
     if env_mode(cfg) == "vmap":
