@@ -541,7 +541,7 @@ def _trainer(cfg, logdir: str):
     trainer = Trainer(cfg, logdir, progress=False)
     for replay, ep in zip(trainer.replays, trainer.collect_random(), strict=True):  # (one env per agent)
         replay.add(ep)
-    trainer.episodes += 1
+    trainer.counters.episodes += 1
     return trainer
 
 

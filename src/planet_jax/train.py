@@ -604,6 +604,24 @@ class PlannerPolicy:
 # The training loop.
 
 
+@dataclasses.dataclass
+class Counters:
+    """Where a run stands, checkpointed with its state (the checkpoint's meta): training
+    episodes and environment steps so far, and test phases run (each phase's episodes are
+    seeded by its index, so a resumed run tests on the same ones)."""
+
+    episodes: int = 0
+    env_steps: int = 0
+    test_phase: int = 0
+
+    def to_meta(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> Counters:
+        return cls(**{f.name: int(meta[f.name]) for f in dataclasses.fields(cls)})
+
+
 class _NoLog:
     """The metrics log of processes other than 0: they leave the shared files to it."""
 
@@ -679,27 +697,27 @@ class Trainer:
                 accept=lambda meta: all(k <= n for k, n in zip(meta["replay_episodes"], intact, strict=True)),
                 sharding=self.sharding,
             )
-            self.episodes, self.env_steps, self.test_phase = meta["episodes"], meta["env_steps"], meta["test_phase"]
+            self.counters = Counters.from_meta(meta)
             counts = meta["replay_episodes"][self.mine.start : self.mine.stop]
             self.resumed_from = step
         else:
             # Placed (committed) as a restored state is, so that a resumed run compiles the
             # same programs and finds them in the compilation cache (`checkpoint.placement`).
             self.state = jax.device_put(initial_state(cfg)(), placement(self.sharding))
-            self.episodes = self.env_steps = self.test_phase = 0
+            self.counters = Counters()
             counts = [0] * len(self.replays)
             self.resumed_from = None
         # Episodes written after the checkpoint will be collected again, identically.
         for replay, count in zip(self.replays, counts, strict=True):
             replay.truncate(count)
         if self.primary:
-            MetricsLog.truncate(logdir, self.episodes)
+            MetricsLog.truncate(logdir, self.counters.episodes)
             mirrors = []
             if wandb is not None:  # {"project": ..., "entity": ...}
                 from planet_jax.tracking import Wandb
 
                 mirrors.append(Wandb(logdir, C.to_dict(cfg), **wandb))
-            self.metrics = MetricsLog(logdir, purge_step=self.episodes + 1, mirrors=mirrors)
+            self.metrics = MetricsLog(logdir, purge_step=self.counters.episodes + 1, mirrors=mirrors)
         else:
             self.metrics = _NoLog()
         self.last = {"train_return": float("nan"), "test_return": float("nan"), "updates_per_s": 0.0, "plan_ms": 0.0}
@@ -727,20 +745,20 @@ class Trainer:
 
     def collect_random(self) -> list[dict]:
         e = self.cfg.env.envs_per_seed
-        rngs = [np.random.default_rng([s, 1, self.episodes]) for s in self.my_seeds]
+        rngs = [np.random.default_rng([s, 1, self.counters.episodes]) for s in self.my_seeds]
         a = self.cfg.action_size
 
         def policy(obs, prev, t):
             return np.concatenate([rng.uniform(-1, 1, (e, a)) for rng in rngs]).astype(np.float32)
 
-        return rollout(self.train_envs, self._episode_seeds("train", self.episodes, e), policy, a)
+        return rollout(self.train_envs, self._episode_seeds("train", self.counters.episodes, e), policy, a)
 
     def collect_planner(self) -> tuple[list[dict], PlannerPolicy]:
         e = self.cfg.env.envs_per_seed
-        keys = jax.vmap(lambda k: _fold(k, 2, self.episodes))(self.keys)
+        keys = jax.vmap(lambda k: _fold(k, 2, self.counters.episodes))(self.keys)
         policy = PlannerPolicy(self.act_explore, self.state, self.cfg, e, keys, self.put)
         episodes = rollout(
-            self.train_envs, self._episode_seeds("train", self.episodes, e), policy, self.cfg.action_size
+            self.train_envs, self._episode_seeds("train", self.counters.episodes, e), policy, self.cfg.action_size
         )
         return episodes, policy
 
@@ -787,7 +805,7 @@ class Trainer:
             pools = [Replay.union(src, own) for src, own in zip(self.sources, self.replays, strict=True)]
         out = pools[0].empty_batch((len(pools), t.updates_per_call), t.batch_size, t.chunk_length)
         for i, (replay, seed) in enumerate(zip(pools, self.my_seeds, strict=True)):
-            rng = np.random.default_rng([seed, 3, self.episodes, call])
+            rng = np.random.default_rng([seed, 3, self.counters.episodes, call])
             for j in range(t.updates_per_call):
                 replay.sample(rng, t.batch_size, t.chunk_length, out={k: v[i, j] for k, v in out.items()})
         return out
@@ -801,24 +819,22 @@ class Trainer:
             self.test_envs = make_batch_env(
                 self.cfg, [self.env_seed(s, "test", 10**6 + j) for s in self.my_seeds for j in range(k)]
             )
-        keys = jax.vmap(lambda key: _fold(key, 4, self.test_phase))(self.keys)
+        keys = jax.vmap(lambda key: _fold(key, 4, self.counters.test_phase))(self.keys)
         policy = PlannerPolicy(self.act_test, self.state, self.cfg, k, keys, self.put)
         episodes = rollout(
-            self.test_envs, self._episode_seeds("test", self.test_phase, k), policy, self.cfg.action_size
+            self.test_envs, self._episode_seeds("test", self.counters.test_phase, k), policy, self.cfg.action_size
         )
         returns = np.array([ep["reward"].sum() for ep in episodes]).reshape(len(self.my_seeds), k)
-        self.test_phase += 1
+        self.counters.test_phase += 1
         return distributed.gather(returns)
 
     def save(self) -> None:
         meta = {
-            "episodes": self.episodes,
-            "env_steps": self.env_steps,
-            "test_phase": self.test_phase,
+            **self.counters.to_meta(),
             "replay_episodes": distributed.gather(np.array([len(r) for r in self.replays])).tolist(),
             "time": time.time(),
         }
-        self.ckpt.save(self.episodes, self.state, meta)
+        self.ckpt.save(self.counters.episodes, self.state, meta)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -852,7 +868,7 @@ class Trainer:
             self.say(f"resumed {self.logdir} from the checkpoint at episode {self.resumed_from}")
         bar = tqdm(
             total=t.episodes,
-            initial=self.episodes,
+            initial=self.counters.episodes,
             unit="ep",
             disable=not (self.progress and self.primary),
             dynamic_ncols=True,
@@ -860,11 +876,11 @@ class Trainer:
         )
         run_start = time.time()
         try:
-            while self.episodes < t.episodes and not self.stopping():
+            while self.counters.episodes < t.episodes and not self.stopping():
                 self.cycle(bar)
             interrupted = self.stopping()
             saved = self.ckpt.steps()
-            if not saved or saved[-1] != self.episodes:
+            if not saved or saved[-1] != self.counters.episodes:
                 self.save()
         finally:
             bar.close()
@@ -879,7 +895,7 @@ class Trainer:
             return
         e = cfg.env.envs_per_seed
         record: dict = {}
-        if self.episodes < t.seed_episodes and self.sources is None:
+        if self.counters.episodes < t.seed_episodes and self.sources is None:
             episodes = self.collect_random()
             plan_ms = None
         else:
@@ -901,64 +917,64 @@ class Trainer:
                 for i in range(len(episodes) // e)
             ]  # fmt: skip
         )
-        self.episodes += e
-        self.env_steps += int(distributed.gather(steps).max())
+        self.counters.episodes += e
+        self.counters.env_steps += int(distributed.gather(steps).max())
         returns = distributed.gather(np.array([ep["reward"].sum() for ep in episodes]).reshape(-1, e))  # [n, e]
         self.last["train_return"] = float(returns.mean())
         for i in range(len(self.rows)):
-            common = {"episode": self.episodes, "env_steps": self.env_steps, **self.row_fields(i)}
+            common = {"episode": self.counters.episodes, "env_steps": self.counters.env_steps, **self.row_fields(i)}
             self.metrics.write(
-                {"kind": "train_episode", **common, "return": float(returns[i].mean())}, step=self.episodes
+                {"kind": "train_episode", **common, "return": float(returns[i].mean())}, step=self.counters.episodes
             )
             if "loss" in record:
                 update = {k: float(v[i]) for k, v in record.items()}
                 update["plan_ms_per_action"] = plan_ms
-                self.metrics.write({"kind": "update", **common, **update}, step=self.episodes)
+                self.metrics.write({"kind": "update", **common, **update}, step=self.counters.episodes)
         self.end_cycle(bar, e)
 
     def offline_cycle(self, bar) -> None:
         """One cycle without collecting (`collect=false`): C updates on the replay, counted as
         one "episode" of the schedule; no environment steps."""
         record = self.train_cycle()
-        self.episodes += 1
+        self.counters.episodes += 1
         for i in range(len(self.rows)):
-            common = {"episode": self.episodes, "env_steps": self.env_steps, **self.row_fields(i)}
+            common = {"episode": self.counters.episodes, "env_steps": self.counters.env_steps, **self.row_fields(i)}
             self.metrics.write(
-                {"kind": "update", **common, **{k: float(v[i]) for k, v in record.items()}}, step=self.episodes
+                {"kind": "update", **common, **{k: float(v[i]) for k, v in record.items()}}, step=self.counters.episodes
             )
         self.end_cycle(bar, 1)
 
     def end_cycle(self, bar, step: int) -> None:
         """The test phase and checkpoint due after a cycle of `step` episodes per agent."""
         t, n = self.cfg.train, len(self.seeds)  # n: agents in all processes
-        if self.episodes % t.test_every < step or self.episodes >= t.episodes:
+        if self.counters.episodes % t.test_every < step or self.counters.episodes >= t.episodes:
             test_returns = self.test()
             for i in range(len(self.rows)):
                 self.metrics.write(
                     {
                         "kind": "test",
-                        "episode": self.episodes,
-                        "env_steps": self.env_steps,
+                        "episode": self.counters.episodes,
+                        "env_steps": self.counters.env_steps,
                         **self.row_fields(i),
                         "return": float(test_returns[i].mean()),
                         "returns": test_returns[i].tolist(),
                     },
-                    step=self.episodes,
+                    step=self.counters.episodes,
                 )
             mean, se = mean_and_stderr(test_returns.mean(1))
             self.last["test_return"] = mean
             if self.primary:
                 bar.write(
-                    f"test  episode {self.episodes:5d}  env steps {self.env_steps:8d}  return {mean:8.1f}"
+                    f"test  episode {self.counters.episodes:5d}  env steps {self.counters.env_steps:8d}  return {mean:8.1f}"
                     + (f" +- {se:.1f} (s.e., {n} seeds)" if n > 1 else f"  ({t.test_episodes} episodes)")
                 )
                 self.plot(MetricsLog.read(self.logdir))
-        if self.episodes % t.checkpoint_every < step:
+        if self.counters.episodes % t.checkpoint_every < step:
             self.save()
         bar.update(step)
         bar.set_postfix(
             {
-                "env_steps": str(self.env_steps),
+                "env_steps": str(self.counters.env_steps),
                 "train_ret": f"{self.last['train_return']:.1f}",
                 "test_ret": f"{self.last['test_return']:.1f}",
                 "updates/s": f"{self.last['updates_per_s']:.2f}",
@@ -987,15 +1003,19 @@ class Trainer:
         self.close()
         distributed.sync("run finished")
         if not self.primary:
-            return {"logdir": os.path.abspath(self.logdir), "episodes": self.episodes, "checkpoints": checkpoints}
+            return {
+                "logdir": os.path.abspath(self.logdir),
+                "episodes": self.counters.episodes,
+                "checkpoints": checkpoints,
+            }
         records = MetricsLog.read(self.logdir)
         self.plot(records)
         tests = [r for r in records if r["kind"] == "test"]
         last = [r["return"] for r in tests if r["episode"] == max((x["episode"] for x in tests), default=-1)]
         summary = {
             "logdir": os.path.abspath(self.logdir),
-            "episodes": self.episodes,
-            "env_steps": self.env_steps,
+            "episodes": self.counters.episodes,
+            "env_steps": self.counters.env_steps,
             "interrupted": interrupted,
             "last_test_return_mean": mean_and_stderr(last)[0] if last else None,
             "last_test_return_stderr": mean_and_stderr(last)[1] if last else None,
@@ -1009,7 +1029,7 @@ class Trainer:
         write_json(os.path.join(self.logdir, "summary.json"), summary)
         what = "interrupted" if interrupted else "done"
         print(
-            f"{what}: {self.episodes} episodes, {self.env_steps} env steps; last test return "
+            f"{what}: {self.counters.episodes} episodes, {self.counters.env_steps} env steps; last test return "
             f"{summary['last_test_return_mean']}\n"
             f"  run directory  {summary['logdir']}\n"
             f"  config         config.json\n  metrics        metrics.jsonl, tensorboard/\n"
