@@ -51,6 +51,7 @@ def test_nan_stops_the_run_naming_step_and_term_and_keeps_the_checkpoint(tmp_pat
     assert trainer.ckpt.steps() == [2]
 
 
+@pytest.mark.slow
 def test_nan_updates_can_be_skipped_and_counted(tmp_path, monkeypatch):
     """Episode 4's cycle sees only NaN batches: all 10 steps are skipped, so the model and the
     optimizer end exactly where a clean run stops after episode 3's cycle, and the cycle
@@ -277,6 +278,7 @@ def test_damaged_replay_episode_is_reported_and_the_run_recovers(reference_run, 
     assert _deterministic(MetricsLog.read(str(logdir))) == _deterministic(reference_run)
 
 
+@pytest.mark.slow
 def test_fresh_starts_over_elsewhere(tmp_path):
     logdir = tmp_path / "run"
     assert _cli(logdir, "--episodes", "2").returncode == 0
