@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import struct
+import time
 import zlib
 
 import pytest
@@ -51,12 +52,31 @@ def _records(path):
     return out
 
 
+def _finished_records(path, timeout=120.0):
+    """The records of an offline run's log once W&B's writer has written its `exit` record.
+
+    `run.finish()` can return before the W&B service has flushed the last records of an
+    offline run to disk (seen on a loaded 2-core CI machine: the evaluate run's history
+    row was missing), so wait for what the writer writes last, not for a time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            records = list(_records(path))
+        except (AssertionError, struct.error):  # a fragment still being written
+            if time.monotonic() > deadline:
+                raise
+            records = []
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)
+
+
 def _history(logdir):
     """(run id, [history rows as dicts]) of each offline W&B run under the run directory, oldest first."""
     runs = []
     for path in sorted(glob.glob(os.path.join(logdir, "wandb", "offline-run-*", "run-*.wandb"))):
         rows, run_id = [], None
-        for r in _records(path):
+        for r in _finished_records(path):
             kind = r.WhichOneof("record_type")
             if kind == "run":
                 run_id = r.run.run_id
