@@ -37,13 +37,13 @@ def tiny_run(**fields) -> list[str]:
     becomes `--field value`, True/False `--field`/`--no-field`, None leaves the flag out."""
     argv = []
     for name, value in {**TINY_RUN, **fields}.items():
-        flag = "--" + name.replace("_", "-")
+        flag = name.replace("_", "-")
         if value is None:
             continue
         if isinstance(value, bool):
-            argv.append(flag if value else f"--no-{name.replace('_', '-')}")
+            argv.append(f"--{flag}" if value else f"--no-{flag}")
         else:
-            argv += [flag, str(value)]
+            argv += [f"--{flag}", str(value)]
     return argv
 
 

@@ -6,11 +6,12 @@ decided here, and nowhere else.
   choices(cfg, backend=None) -> {field: value}          those values, for run and benchmark records
   conv_impl, axis, reward_pass, rollout_unroll(value, ..., backend=None) -> the rules, one per kind
 
-The config keeps `auto` (a run trained on a GPU resumes on a CPU with the CPU's choices);
-the entry points resolve it once per program (`train.compiled`, `bench`, `evaluate` via
-`Agent`), and the helpers in the model code (`planner.reward_pass`, `train.agent_mode`,
-...) apply the same rules to a config that is still `auto`, so both give the same program.
-Each rule's reason and measurement is in its docstring.
+The config keeps `auto` (a run trained on a GPU resumes on a CPU with the CPU's choices).
+`train.compiled` builds the training programs from `resolve(cfg)`, once; everywhere else
+(`bench`, `evaluate`, `Agent`, tests) the helpers in the model code (`planner.reward_pass`,
+`train.agent_mode`, ...) apply the same rules to a config that is still `auto`, so both
+give the same program. Each rule's reason is in its docstring, with a link to the
+measurement.
 """
 
 from __future__ import annotations
@@ -63,13 +64,24 @@ def rollout_unroll(value: int, horizon: int, backend_name: str | None = None) ->
     return value
 
 
-def choices(cfg: C.Config, backend_name: str | None = None) -> dict:
-    """{field: value} of every `AUTO_FIELDS` setting as it runs on this backend, with the
-    backend itself: what run summaries and benchmark records hold."""
+# What JAX's DEFAULT precision does to float32 products on each backend.
+_DEFAULT_PRECISION = {"cpu": "float32", "gpu": "tensorfloat32", "tpu": "bfloat16"}
+
+
+def matmul_precision(value: str, backend_name: str | None = None) -> str:
+    """What a `matmul_precision` setting's float32 products run as: `float32`, `tensorfloat32`
+    or `bfloat16`. `default` is the backend's own choice (TensorFloat-32 on NVIDIA GPUs since
+    Ampere, one bfloat16 pass on TPUs, float32 on CPUs, which have no lower-precision float32
+    products)."""
     b = backend_name or backend()
+    if value == "default" or b == "cpu":
+        return _DEFAULT_PRECISION.get(b, "float32")
+    return value
+
+
+def _settings(cfg: C.Config, b: str) -> dict:
+    """{field: value} of every `AUTO_FIELDS` setting on backend b."""
     return {
-        "backend": b,
-        "matmul_precision": precision(cfg, b),
         "conv_impl": conv_impl(cfg.model.conv_impl, b),
         "agent_axis": axis(cfg.train.agent_axis, b),
         "env_axis": axis(cfg.planner.env_axis, b),
@@ -78,15 +90,14 @@ def choices(cfg: C.Config, backend_name: str | None = None) -> dict:
     }
 
 
-def precision(cfg: C.Config, backend_name: str | None = None) -> str:
-    """What the config's float32 products run as here (`compiler.resolved_precision`)."""
-    from planet_jax import compiler  # (compiler imports this module)
-
-    return compiler.resolved_precision(cfg, backend_name or backend())
+def choices(cfg: C.Config, backend_name: str | None = None) -> dict:
+    """{field: value} of every `AUTO_FIELDS` setting as it runs on this backend, with the
+    backend itself and what the products' precision means there: what run summaries and
+    benchmark records hold."""
+    b = backend_name or backend()
+    return {"backend": b, "matmul_precision": matmul_precision(cfg.model.matmul_precision, b), **_settings(cfg, b)}
 
 
 def resolve(cfg: C.Config, backend_name: str | None = None) -> C.Config:
     """The config with every backend-dependent setting at its value on this backend."""
-    values = choices(cfg, backend_name)
-    del values["backend"], values["matmul_precision"]  # (not a setting: what `default` means here)
-    return C.replace(cfg, **values)
+    return C.replace(cfg, **_settings(cfg, backend_name or backend()))

@@ -80,10 +80,6 @@ def jit(fun: Callable, **kwargs) -> Callable:
     return _Jit(fun, kwargs)
 
 
-# What JAX's DEFAULT precision does to float32 products on each backend.
-_DEFAULT_PRECISION = {"cpu": "float32", "gpu": "tensorfloat32", "tpu": "bfloat16"}
-
-
 def precision(cfg) -> contextlib.AbstractContextManager:
     """The config's `matmul_precision` as `jax.default_matmul_precision`, for use around a traced
     body (products take the precision in effect when they are traced); `default` changes nothing."""
@@ -92,16 +88,8 @@ def precision(cfg) -> contextlib.AbstractContextManager:
 
 
 def resolved_precision(cfg, backend: str | None = None) -> str:
-    """What the config's float32 products run as on `backend`: `float32`, `tensorfloat32` or `bfloat16`.
-
-    `default` is the backend's own choice (TensorFloat-32 on NVIDIA GPUs since Ampere, one
-    bfloat16 pass on TPUs, float32 on CPUs, which have no lower-precision float32 products).
-    """
-    value = cfg.model.matmul_precision
-    backend = backend or backends.backend()
-    if value == "default" or backend == "cpu":
-        return _DEFAULT_PRECISION.get(backend, "float32")
-    return value
+    """What the config's float32 products run as on `backend` (`backends.matmul_precision`)."""
+    return backends.matmul_precision(cfg.model.matmul_precision, backend)
 
 
 def cache_dir() -> str:

@@ -125,16 +125,18 @@ def unroll_steps(cfg: Config) -> int:
     return backends.rollout_unroll(cfg.planner.rollout_unroll, cfg.planner.horizon)
 
 
-def plan(params, belief: rssm.State, key: jax.Array, *, cfg: Config) -> jax.Array:
+def plan(params, belief: rssm.State, key: jax.Array, *, cfg: Config, score: Callable | None = None) -> jax.Array:
     """PlaNet's planner for one environment: belief State [] -> first action [A].
 
     Candidates are scored by `score_sequences`: the sum over the horizon of the reward
     head's mean along a stochastic prior rollout from the current posterior state.
+    score: another scorer with its signature (the experimental rollout kernel's); default
+    `score_sequences`, looked up at the call.
     """
     p = cfg.planner
     check_planner(p)
     mean = cem(
-        functools.partial(score_sequences, params, belief, cfg=cfg),
+        functools.partial(score or score_sequences, params, belief, cfg=cfg),
         key,
         horizon=p.horizon,
         action_size=cfg.action_size,

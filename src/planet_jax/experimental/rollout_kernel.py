@@ -7,7 +7,7 @@
   score_sequences / plan / act(..., launch)                 -> `planet_jax.planner`'s, with this rollout
 
 Experimental: not used by `train`, `evaluate` or `bench` (see README.md here). The planner
-with this kernel is `plan` / `act` below; they reuse `planner.cem` and `planner.act`.
+with this kernel is `plan` / `act` below; they reuse `planner.plan` and `planner.act`.
 
 `rollout` computes exactly what `rssm.imagine` computes for the `rssm` variant (h_t, and
 z_t = mean + std * eps_t along the prior), but as one kernel per call instead of about
@@ -422,19 +422,8 @@ def plan(params, belief: rssm.State, key: jax.Array, *, cfg: Config, launch: Lau
     """`planner.plan` with the kernel's rollout: belief State [] -> first action [A]. The
     weights are laid out for the kernel once per search, not per CEM iteration."""
     check(cfg)
-    p = cfg.planner
-    planner.check_planner(p)
     params = {**params, "cell": pad_cell(params["cell"], stoch=cfg.stoch_size, action=cfg.action_size)}
-    mean = planner.cem(
-        functools.partial(score_sequences, params, belief, cfg=cfg, launch=launch),
-        key,
-        horizon=p.horizon,
-        action_size=cfg.action_size,
-        num_iterations=p.num_iterations,
-        num_candidates=p.num_candidates,
-        num_elites=p.num_elites,
-    )
-    return mean[0]
+    return planner.plan(params, belief, key, cfg=cfg, score=functools.partial(score_sequences, launch=launch))
 
 
 def act(
