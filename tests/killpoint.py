@@ -14,6 +14,7 @@ The same points are hit on a fast and on a slow machine. Without a kill (the run
 first) the exit code is 0, as for a plain run.
 """
 
+import dataclasses
 import os
 import signal
 import sys
@@ -34,7 +35,7 @@ def main() -> int:
 
         def patched_init(self, *a, **k):
             init(self, *a, **k)
-            update = self.update_fn
+            update = self.programs.update
 
             def update_then_die(*a, **k):
                 out = update(*a, **k)  # dispatched asynchronously: the call is still running
@@ -43,7 +44,7 @@ def main() -> int:
                     _die()
                 return out
 
-            self.update_fn = update_then_die
+            self.programs = dataclasses.replace(self.programs, update=update_then_die)
 
         train.Trainer.__init__ = patched_init
     elif point == "checkpoint":

@@ -44,19 +44,19 @@ def test_act_without_library_dots_plans_what_the_default_compilation_plans():
 
 @pytest.mark.compiled_text
 def test_training_acts_without_library_dots_and_updates_with_the_defaults():
-    from planet_jax import train
+    from planet_jax import programs
 
     cfg = tiny_config(num_seeds=2)
-    _, update_fn, act_explore, act_test, _ = train.compiled(cfg)
-    state = train.initial_state(cfg)()
+    compiled = programs.compiled(cfg)
+    state = programs.initializer(cfg)()
     belief, prev, obs, _ = _act_inputs(cfg, n=1)
     stack = lambda x: jnp.stack([x, x])  # noqa: E731 (two agents, one environment each)
     acting = (state.params, *jax.tree.map(stack, (belief, prev, obs)), jax.random.split(jax.random.key(1), 2))
     noise = state.hyper["exploration_noise"]
-    assert YNN not in act_explore.lower(*acting, noise).compile().as_text()
-    assert YNN not in act_test.lower(*acting, noise).compile().as_text()
+    assert YNN not in compiled.act_explore.lower(*acting, noise).compile().as_text()
+    assert YNN not in compiled.act_test.lower(*acting, noise).compile().as_text()
     batches = jax.tree.map(lambda x: jnp.asarray(stack(x)), random_batch(cfg, 4, 10, lead=(1,)))
-    assert YNN in update_fn.lower(state, batches).compile().as_text()
+    assert YNN in compiled.update.lower(state, batches).compile().as_text()
 
 
 @pytest.mark.compiled_text

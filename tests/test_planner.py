@@ -193,7 +193,7 @@ def test_env_axis_is_resolved_for_the_backend_and_checked():
     cfg, _ = _agent()
     assert env_mode(cfg) == ("map" if jax.default_backend() == "cpu" else "vmap")  # auto
     assert env_mode(C.replace(cfg, env_axis="vmap")) == "vmap"
-    # The rule shared with train.agent_mode, on every backend.
+    # The rule shared with programs.agent_mode, on every backend.
     assert [backends.axis("auto", b) for b in ("cpu", "gpu", "tpu")] == ["map", "vmap", "vmap"]
     assert backends.axis("map", "gpu") == "map" and backends.axis("vmap", "cpu") == "vmap"
     with pytest.raises(C.ConfigError, match="env_axis must be one of auto, vmap, map, got 'loop'"):

@@ -10,9 +10,9 @@ import pytest
 from helpers import tiny_config, tiny_run
 from planet_jax import config as C
 from planet_jax import tasks
+from planet_jax.acting import rollout
 from planet_jax.envs import BatchEnv, GymEnv, make_env
 from planet_jax.replay import Replay
-from planet_jax.train import rollout
 
 HERE = os.path.dirname(__file__)
 

@@ -276,7 +276,7 @@ def test_agent_learns_cartpole_balance_from_states(tmp_path):
 def test_acting_keys_are_folded_in_one_compiled_call():
     import jax
 
-    from planet_jax.train import fold_in_keys
+    from planet_jax.acting import fold_in_keys
 
     keys = jax.random.split(jax.random.key(3), 3)
     fold_in_keys(keys, 0)

@@ -33,7 +33,7 @@ _fold_in = jax.jit(jax.random.fold_in)
 
 def load_run(logdir: str, step: int | None = None):
     """(cfg, state with an agent axis, step) of a run directory's checkpoint (the newest by default)."""
-    from planet_jax.train import initial_state
+    from planet_jax.programs import initializer
 
     path = os.path.join(logdir, "config.json")
     if not os.path.exists(path):
@@ -42,7 +42,7 @@ def load_run(logdir: str, step: int | None = None):
         cfg = C.from_dict(json.load(f))
     ckpt = Checkpointer(os.path.join(logdir, "checkpoints"))
     try:
-        state, _, step = ckpt.restore(jax.eval_shape(initial_state(cfg)), step)
+        state, _, step = ckpt.restore(jax.eval_shape(initializer(cfg)), step)
     finally:
         ckpt.close()
     return cfg, state, step

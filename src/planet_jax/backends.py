@@ -7,9 +7,9 @@ decided here, and nowhere else.
   conv_impl, axis, reward_pass, rollout_unroll(value, ..., backend=None) -> the rules, one per kind
 
 The config keeps `auto` (a run trained on a GPU resumes on a CPU with the CPU's choices).
-`train.compiled` builds the training programs from `resolve(cfg)`, once; everywhere else
+`programs.compiled` builds the training programs from `resolve(cfg)`, once; everywhere else
 (`bench`, `evaluate`, `Agent`, tests) the helpers in the model code (`planner.reward_pass`,
-`train.agent_mode`, ...) apply the same rules to a config that is still `auto`, so both
+`programs.agent_mode`, ...) apply the same rules to a config that is still `auto`, so both
 give the same program. Each rule's reason is in its docstring, with a link to the
 measurement.
 """

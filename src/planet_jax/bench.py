@@ -462,7 +462,8 @@ def bench_sweep(args) -> list[Record]:
     """
     import jax
 
-    from planet_jax import rssm, train
+    from planet_jax import programs, rssm
+    from planet_jax.acting import fold_in_keys
 
     device = device_name()
     rate = MatmulRate(args.matmul_size)
@@ -470,12 +471,13 @@ def bench_sweep(args) -> list[Record]:
     single: dict[str, float] = {}
     for n in sorted({1, *(args.seeds or [1, 2, 4, 8])}):
         cfg = _bench_config(args, num_seeds=n, **({"batch_size": args.batch[0]} if args.batch else {}))
-        _, update_fn, act_fn, _, sharding = train.compiled(cfg)
+        compiled = programs.compiled(cfg)
+        update_fn, act_fn, sharding = compiled.update, compiled.act_explore, compiled.sharding
         put = functools.partial(jax.device_put, device=sharding)  # (None: the default device)
         t, k = cfg.train, cfg.train.updates_per_call
         rng = np.random.default_rng(0)
         batches = put(_random_batch(cfg, (n, k, t.batch_size, t.chunk_length), rng))
-        holder = [train.initial_state(cfg)()]  # (already on the agents' devices)
+        holder = [programs.initializer(cfg)()]  # (already on the agents' devices)
 
         def run_update(holder=holder, batches=batches, update_fn=update_fn):
             holder[0], metrics = update_fn(holder[0], batches)
@@ -490,7 +492,7 @@ def bench_sweep(args) -> list[Record]:
 
         def run_act(acting=acting, params=params, noise=noise, obs=obs, keys=keys, act_fn=act_fn):
             belief, prev, step = acting
-            action, belief = act_fn(params, belief, prev, obs, train.fold_in_keys(keys, step), noise)
+            action, belief = act_fn(params, belief, prev, obs, fold_in_keys(keys, step), noise)
             acting[:] = [belief, action, step + 1]
             jax.block_until_ready(action)
 
@@ -521,7 +523,7 @@ def bench_sweep(args) -> list[Record]:
                         cfg,
                         args,
                         agents=n,
-                        agent_axis=train.agent_mode(cfg),
+                        agent_axis=programs.agent_mode(cfg),
                         devices=1 if sharding is None else len(sharding.mesh.devices.flat),
                         batch=t.batch_size,
                         length=t.chunk_length,
@@ -539,9 +541,7 @@ def _trainer(cfg, logdir: str):
     from planet_jax.train import Trainer
 
     trainer = Trainer(cfg, logdir, progress=False)
-    for replay, ep in zip(trainer.replays, trainer.collect_random(), strict=True):  # (one env per agent)
-        replay.add(ep)
-    trainer.counters.episodes += 1
+    trainer.store(trainer.collect_random())
     return trainer
 
 

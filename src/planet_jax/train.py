@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import errno
-import functools
-import json
 import logging
 import math
 import os
@@ -37,20 +34,17 @@ if __name__ == "__main__":  # before JAX loads: see planet_jax.hostmem
     hostmem.reexec_with_huge_pages()
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from planet_jax import backends, compiler, distributed, rssm
+from planet_jax import backends, compiler, distributed, programs, rundir
 from planet_jax import config as C
+from planet_jax.acting import PlannerPolicy, RandomPolicy, fold, rollout
 from planet_jax.config import Config, ConfigError
 from planet_jax.logger import MetricsLog, mean_and_stderr, plot_curves, write_json
 from planet_jax.replay import Replay
+from planet_jax.rundir import RunDirError
 
 log = logging.getLogger("planet_jax")
-
-
-class RunDirError(RuntimeError):
-    """The run directory cannot be used for this config."""
 
 
 class NonFiniteError(RuntimeError):
@@ -245,362 +239,6 @@ def fail(message: str, code: int = 2):
 
 
 # ----------------------------------------------------------------------------------------
-# Run directory.
-
-
-# Fields a resumed run may change: they set where the run stops or how environments are
-# stepped, not what it computes.
-RESUMABLE_CHANGES = ("episodes", "env_workers")
-
-
-def check_logdir(logdir: str) -> None:
-    """Create the run directory and prove it writable, or raise RunDirError in one sentence.
-
-    Runs before anything is compiled, so that a path under a file, a read-only filesystem
-    or a directory without permission costs the user no wait and no traceback.
-    """
-    reasons = {
-        errno.ENOTDIR: "a part of the path is a regular file, not a directory",
-        errno.EEXIST: "it is a regular file, not a directory",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.EROFS: "the filesystem is read-only",
-        errno.ENOSPC: "the disk is full",
-    }
-    probe = os.path.join(logdir, f".write-test-{os.getpid()}")
-    try:
-        os.makedirs(logdir, exist_ok=True)
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as exc:
-        reason = reasons.get(exc.errno, exc.strerror or str(exc))
-        raise RunDirError(f"--logdir {logdir} cannot be used as a run directory: {reason}.") from None
-
-
-def check_disk(cfg: Config, directory: str, stored: Sequence[int]) -> None:
-    """Refuse a run whose replay cannot fit: the episodes still to collect for this
-    process's agents (`stored` each so far) against the free space of `directory`."""
-    import shutil
-
-    from planet_jax.replay import episode_bytes
-
-    itemsize = 1 if cfg.env.obs == "pixels" else 4
-    per_episode = episode_bytes(cfg.episode_length, cfg.obs_shape, itemsize, cfg.action_size)
-    need = sum(max(0, cfg.train.episodes - n) for n in stored) * per_episode
-    free = shutil.disk_usage(directory).free
-    if need > free:
-        raise RunDirError(
-            f"the replay needs about {_size(need)} more ({len(stored)} agents x up to {cfg.train.episodes} "
-            f"episodes of {_size(per_episode)}), but {directory} has {_size(free)} free."
-        )
-
-
-def check_replay_from(path: str, logdir: str) -> None:
-    """Refuse, in one sentence, a `--replay-from` that is not another run's directory."""
-    if not path:
-        return
-    if not os.path.isdir(path):
-        raise RunDirError(f"--replay-from {path} is not a directory.")
-    src, own = os.path.realpath(path), os.path.realpath(logdir)
-    if src == own or src.startswith(own + os.sep) or own.startswith(src + os.sep):
-        raise RunDirError(f"--replay-from {path} must be another run's directory, not inside --logdir {logdir}.")
-
-
-def check_wandb(wanted: bool) -> None:
-    """Refuse `--wandb` without the wandb package, before anything is built."""
-    import importlib.util
-
-    from planet_jax.tracking import MISSING_PACKAGE
-
-    if wanted and importlib.util.find_spec("wandb") is None:
-        raise RunDirError(MISSING_PACKAGE)
-
-
-def _replay_root(path: str) -> str:
-    """The directory holding agents' replays (`DIR/replay`) or one agent's episodes."""
-    inner = os.path.join(path, "replay")
-    return inner if os.path.isdir(inner) else path
-
-
-def source_replays(cfg: Config, logdir: str, agents: range) -> list:
-    """The read-only replays of `--replay-from` for `agents` (row indices), each agent's
-    from the source's replay with its own row name, or from the source's only replay.
-
-    The first start records how many episodes each source held (`pin_sources` writes
-    `replay_from.json` in the run directory) and a resumed run reads exactly those, so that
-    it trains on the same data even if the source run has since collected more. Reads only:
-    a refused source leaves no trace in the run directory.
-    """
-    src = cfg.train.replay_from
-    root = _replay_root(src)
-    names = sorted(os.listdir(root))
-    if any(n.startswith("episode-") for n in names):
-        pick = lambda name: root  # noqa: E731  (one agent's replay: every agent trains on it)
-    else:
-        subdirs = [n for n in names if os.path.isdir(os.path.join(root, n))]
-
-        def pick(name):
-            if name in subdirs or len(subdirs) == 1:
-                return os.path.join(root, name if name in subdirs else subdirs[0])
-            held = ", ".join(subdirs) or "no replay"
-            raise RunDirError(
-                f"--replay-from {src} has no replay for agent {name} (it holds {held}): train the seeds it "
-                "holds, or name one agent's replay directory."
-            )
-
-    record = _pin_path(logdir)
-    pinned = {}
-    if os.path.exists(record):
-        with open(record) as f:
-            pinned = json.load(f)["episodes"]
-    replays = []
-    for r in agents:
-        name = C.row_name(cfg, r)
-        replay = Replay.load(pick(name), limit=pinned.get(name), readonly=True)
-        if name in pinned and len(replay) < pinned[name]:
-            raise RunDirError(
-                f"--replay-from {src} now holds {len(replay)} intact episodes for {name}, fewer than the "
-                f"{pinned[name]} this run started with."
-            )
-        if not replay.episodes:
-            raise RunDirError(f"--replay-from {src} holds no episodes for agent {name}.")
-        first = replay.episodes[0]
-        if first["obs"].shape[1:] != cfg.obs_shape or first["action"].shape[1:] != (cfg.action_size,):
-            raise RunDirError(
-                f"--replay-from {src} holds observations {first['obs'].shape[1:]} and actions "
-                f"{first['action'].shape[1:]}, but this run's task and --obs give {cfg.obs_shape} and "
-                f"({cfg.action_size},)."
-            )
-        replays.append(replay)
-    return replays
-
-
-def _pin_path(logdir: str) -> str:
-    process = jax.process_index()  # each process pins its own agents' sources
-    return os.path.join(logdir, "replay_from.json" if process == 0 else f"replay_from-{process}.json")
-
-
-def pin_sources(cfg: Config, logdir: str, agents: range, replays: Sequence) -> None:
-    """Record how many episodes each agent's `--replay-from` source holds (first start only)."""
-    path = _pin_path(logdir)
-    if not os.path.exists(path):
-        counts = {C.row_name(cfg, r): len(replay) for r, replay in zip(agents, replays, strict=True)}
-        write_json(path, {"path": os.path.abspath(cfg.train.replay_from), "episodes": counts})
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.3g} {unit}"
-        n /= 1000
-    return f"{n:.3g} TB"
-
-
-def prepare_logdir(cfg: Config, logdir: str) -> None:
-    """Create the run directory, or check that it holds the same config (else refuse).
-
-    Only `episodes` (so that a finished run can be extended) and `env_workers` (which
-    changes how environments step, not what they return) may differ from the saved config.
-    """
-    os.makedirs(logdir, exist_ok=True)
-    path = os.path.join(logdir, "config.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = C.from_dict(json.load(f))
-        paths = C.field_paths(cfg)
-        same = C.replace(saved, **{name: getattr(getattr(cfg, paths[name][0]), name) for name in RESUMABLE_CHANGES})
-        if same != cfg:
-            lines = "\n  ".join(C.diff(saved, cfg))
-            raise RunDirError(
-                f"{logdir} holds a run with a different config (saved -> given):\n  {lines}\n"
-                "Re-run with the saved values to resume it, or pass a new --logdir to start another run."
-            )
-        if saved == cfg:
-            return
-    write_json(path, C.to_dict(cfg))
-
-
-# ----------------------------------------------------------------------------------------
-# The agent: compiled functions over a leading seed axis.
-
-
-def seed_keys(cfg: Config) -> jax.Array:
-    """[R] keys, one per agent (row) from its seed alone, so an agent of a sweep equals a run with that seed."""
-    return jnp.stack([jax.random.key(seed) for seed, _ in C.rows(cfg)])
-
-
-def row_hyper(cfg: Config) -> dict:
-    """[R] float32 arrays of each agent's sweepable hyperparameters."""
-    rows = C.rows(cfg)
-    return {k: jnp.asarray([h[k] for _, h in rows], jnp.float32) for k in C.SWEEPABLE}
-
-
-def initial_state(cfg: Config):
-    """A fresh TrainState with the [R] agent axis, and its abstract shape for restoring."""
-    init_fn, *_, sharding = compiled(cfg)
-    mine = distributed.share(len(C.rows(cfg)))
-    args = jax.tree.map(lambda x: x[mine.start : mine.stop], (seed_keys(cfg), row_hyper(cfg)))
-    if sharding is not None:
-        args = distributed.to_global(args, sharding)
-    return functools.partial(init_fn, *args)
-
-
-def agent_sharding(num_agents: int):
-    """A NamedSharding that splits the leading agent axis over the devices (None on one device).
-
-    One process: uses the largest device count that divides the number of agents, and
-    says so when that leaves devices idle. Several processes (`--distributed`): every
-    device of every process, grouped by process, so the agent count must divide evenly.
-    """
-    devices = distributed.devices()
-    if jax.process_count() > 1:
-        if num_agents % len(devices):
-            raise ConfigError(
-                f"--distributed: {num_agents} agents do not divide over the {len(devices)} devices of "
-                f"{jax.process_count()} processes; choose a multiple of {len(devices)} (--num-seeds, --sweep)."
-            )
-        used = len(devices)
-    else:
-        used = max(d for d in range(1, len(devices) + 1) if num_agents % d == 0)
-    if used < len(devices):
-        log.warning(
-            "%d agents do not divide over %d devices: using %d of them (choose a multiple of %d agents to use all)",
-            num_agents, len(devices), used, len(devices),
-        )  # fmt: skip
-    if used == 1:
-        return None
-    mesh = jax.sharding.Mesh(np.array(devices[:used]), ("agents",), axis_types=(jax.sharding.AxisType.Auto,))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("agents"))
-
-
-def _fold(key: jax.Array, *data: int) -> jax.Array:
-    for d in data:
-        key = jax.random.fold_in(key, d)
-    return key
-
-
-def agent_mode(cfg: Config) -> str:
-    """`map` or `vmap`: the config's `agent_axis`, with `auto` resolved for the backend."""
-    return backends.axis(cfg.train.agent_axis)
-
-
-@functools.cache
-def over_agents(fn, cfg: Config, sharding):
-    """`fn` applied to every agent along the leading axis of all its arguments.
-
-    `vmap` batches the agents into the same kernels (what makes N seeds cheap on a GPU);
-    `map` runs them one after another with the kernels of a single agent, which on a CPU
-    costs the same and makes agent i of a sweep bit-identical to a run of agent i alone.
-    With several devices, each device maps over its own share of the agents (`shard_map`).
-    """
-    if agent_mode(cfg) == "vmap":
-        inner = jax.vmap(fn)
-    else:
-        inner = lambda *args: jax.lax.map(lambda a: fn(*a), args)  # noqa: E731
-    if sharding is None:
-        return inner
-    spec = jax.sharding.PartitionSpec("agents")
-    # No collectives: every device works on its own agents, so replication checks are moot.
-    return jax.shard_map(inner, mesh=sharding.mesh, in_specs=spec, out_specs=spec, check_vma=False)
-
-
-@functools.cache
-def compiled(cfg: Config):
-    """(init, update, act_explore, act_test, sharding): jitted over the agent axis (see `over_agents`).
-
-    The programs see the config with every backend-dependent setting resolved here, once
-    (`backends.resolve`); `cfg` itself, as config.json holds it, keeps `auto`."""
-    from planet_jax.planner import act
-    from planet_jax.state import create_train_state
-    from planet_jax.update import scan_updates
-
-    cfg = backends.resolve(cfg)
-    sharding = agent_sharding(len(C.rows(cfg)))
-    over = functools.partial(over_agents, cfg=cfg, sharding=sharding)
-    init = jax.jit(over(functools.partial(create_train_state, cfg=cfg)))  # (keys [R], hyper [R])
-    update = jax.jit(over(functools.partial(scan_updates, cfg=cfg)), donate_argnums=0)
-    act_explore = compiler.jit(over(functools.partial(act, cfg=cfg, explore=True)))  # the planner's options
-    act_test = compiler.jit(over(functools.partial(act, cfg=cfg, explore=False)))
-    return init, update, act_explore, act_test, sharding
-
-
-# ----------------------------------------------------------------------------------------
-# Collecting episodes.
-
-
-def rollout(
-    envs,
-    seeds: list[int],
-    policy: Callable[[np.ndarray, np.ndarray, int], np.ndarray],
-    action_size: int,
-) -> list[dict[str, np.ndarray]]:
-    """One episode in each environment (reset with `seeds`), in the replay's layout.
-
-    policy(obs [M, ...], prev_action [M, A], t) -> action [M, A]. Episodes end at their
-    own length: one that terminates early is cut after its last step (the batch keeps
-    stepping the others; see `envs.BatchEnv`).
-    """
-    obs = envs.reset(seeds)
-    m = len(seeds)
-    prev = np.zeros((m, action_size), np.float32)
-    all_obs, all_act, all_rew = [obs], [prev], [np.zeros(m, np.float32)]
-    lengths = np.full(m, envs.episode_length)
-    for t in range(envs.episode_length):
-        action = np.asarray(policy(obs, prev, t), np.float32)
-        obs, reward, done = envs.step(action)
-        all_obs.append(obs)
-        all_act.append(action)
-        all_rew.append(reward)
-        prev = action
-        lengths = np.where(done & (lengths == envs.episode_length), t + 1, lengths)  # the first end counts
-        if done.all():
-            break
-    o, a, r = np.stack(all_obs, 1), np.stack(all_act, 1), np.stack(all_rew, 1)
-    return [{"obs": o[i, : n + 1], "action": a[i, : n + 1], "reward": r[i, : n + 1]} for i, n in enumerate(lengths)]
-
-
-# Each agent's key for env step t, in one compiled call: an eager vmap retraces and runs op
-# by op, 1.95 ms per env step on the 2-core EPYC against 0.06 ms (on a GPU, a third of a
-# paper-size action).
-fold_in_keys = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
-
-
-class PlannerPolicy:
-    """The planner for N seeds x M environments; keeps the beliefs on device.
-
-    N counts this process's agents; `put` makes their host arrays global (see `distributed`).
-    """
-
-    def __init__(self, act_fn, state, cfg: Config, envs_per_seed: int, key: jax.Array, put=lambda x: x):
-        self.act_fn, self.params, self.cfg = act_fn, state.params, cfg
-        self.noise_scale = state.hyper["exploration_noise"]  # [R]
-        self.put = put
-        self.n, self.m = len(distributed.share(len(C.rows(cfg)))), envs_per_seed
-        self.belief = put(rssm.initial((self.n, self.m), cfg))
-        self.key = put(key)  # [N]
-        self.seconds = 0.0
-        self.calls = 0
-
-    def __call__(self, obs: np.ndarray, prev: np.ndarray, t: int) -> np.ndarray:
-        start = time.perf_counter()
-        n, m = self.n, self.m
-        keys = fold_in_keys(self.key, t)
-        action, self.belief = self.act_fn(
-            self.params,
-            self.belief,
-            self.put(prev.reshape(n, m, -1)),
-            self.put(obs.reshape(n, m, *obs.shape[1:])),
-            keys,
-            self.noise_scale,
-        )
-        action = distributed.to_local(action).reshape(n * m, -1)
-        self.seconds += time.perf_counter() - start
-        self.calls += 1
-        return action
-
-
-# ----------------------------------------------------------------------------------------
 # The training loop.
 
 
@@ -641,7 +279,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config, logdir: str, *, progress: bool = True, wandb: dict | None = None):
-        from planet_jax.checkpoint import Checkpointer, placement
+        from planet_jax.checkpoint import Checkpointer
         from planet_jax.envs import env_seed, make_batch_env
 
         self.cfg, self.logdir, self.progress = cfg, logdir, progress
@@ -649,20 +287,21 @@ class Trainer:
         self.rows = C.rows(cfg)
         self.seeds = [seed for seed, _ in self.rows]  # of every agent
         self.primary = distributed.is_primary()
-        _, self.update_fn, self.act_explore, self.act_test, self.sharding = compiled(cfg)
+        self.programs = programs.compiled(cfg)
+        self.sharding = self.programs.sharding
         self.mine = distributed.share(len(self.rows))  # the agents this process steps
         self.my_seeds = self.seeds[self.mine.start : self.mine.stop]
         self.sweep = bool(t.sweep)
         self.env_seed = env_seed
         # Another run's episodes to train on (`--replay-from`), never written to.
-        self.sources = source_replays(cfg, logdir, self.mine) if t.replay_from else None
+        self.sources = rundir.source_replays(cfg, logdir, self.mine) if t.replay_from else None
         if self.primary:
-            prepare_logdir(cfg, logdir)
+            rundir.prepare_logdir(cfg, logdir)
         distributed.sync("config written")
         if not self.primary:
-            prepare_logdir(cfg, logdir)  # only checks: process 0 wrote it
+            rundir.prepare_logdir(cfg, logdir)  # only checks: process 0 wrote it
         self.ckpt = Checkpointer(os.path.join(logdir, "checkpoints"), keep=t.keep_checkpoints)
-        self.keys = seed_keys(cfg)[self.mine.start : self.mine.stop]
+        self.keys = programs.seed_keys(cfg)[self.mine.start : self.mine.stop]
         e = cfg.env.envs_per_seed
         # Seeds of these env objects do not matter: every episode resets with its own seed.
         self.train_envs = None
@@ -685,12 +324,12 @@ class Trainer:
         # Every intact episode on disk; a damaged file ends its seed's list (and is set aside).
         self.replays = [Replay.load(d) for d in replay_dirs]
         if self.sources is not None:
-            pin_sources(cfg, logdir, self.mine, self.sources)
+            rundir.pin_sources(cfg, logdir, self.mine, self.sources)
         if t.collect:
-            check_disk(cfg, os.path.join(logdir, "replay"), [len(r) for r in self.replays])
+            rundir.check_disk(cfg, os.path.join(logdir, "replay"), [len(r) for r in self.replays])
         intact = distributed.gather(np.array([len(r) for r in self.replays])).tolist()  # of every agent
         if self.ckpt.steps():
-            target = jax.eval_shape(initial_state(cfg))
+            target = jax.eval_shape(programs.initializer(cfg))
             # The newest intact checkpoint whose episodes are all still intact on disk.
             self.state, meta, step = self.ckpt.restore(
                 target,
@@ -701,9 +340,7 @@ class Trainer:
             counts = meta["replay_episodes"][self.mine.start : self.mine.stop]
             self.resumed_from = step
         else:
-            # Placed (committed) as a restored state is, so that a resumed run compiles the
-            # same programs and finds them in the compilation cache (`checkpoint.placement`).
-            self.state = jax.device_put(initial_state(cfg)(), placement(self.sharding))
+            self.state = programs.fresh_state(cfg)
             self.counters = Counters()
             counts = [0] * len(self.replays)
             self.resumed_from = None
@@ -744,19 +381,14 @@ class Trainer:
         return [self.env_seed(s, purpose, index * count + j) for s in self.my_seeds for j in range(count)]
 
     def collect_random(self) -> list[dict]:
-        e = self.cfg.env.envs_per_seed
-        rngs = [np.random.default_rng([s, 1, self.counters.episodes]) for s in self.my_seeds]
-        a = self.cfg.action_size
-
-        def policy(obs, prev, t):
-            return np.concatenate([rng.uniform(-1, 1, (e, a)) for rng in rngs]).astype(np.float32)
-
+        e, a = self.cfg.env.envs_per_seed, self.cfg.action_size
+        policy = RandomPolicy(self.my_seeds, self.counters.episodes, e, a)
         return rollout(self.train_envs, self._episode_seeds("train", self.counters.episodes, e), policy, a)
 
     def collect_planner(self) -> tuple[list[dict], PlannerPolicy]:
         e = self.cfg.env.envs_per_seed
-        keys = jax.vmap(lambda k: _fold(k, 2, self.counters.episodes))(self.keys)
-        policy = PlannerPolicy(self.act_explore, self.state, self.cfg, e, keys, self.put)
+        keys = jax.vmap(lambda k: fold(k, 2, self.counters.episodes))(self.keys)
+        policy = PlannerPolicy(self.programs.act_explore, self.state, self.cfg, e, keys, self.put)
         episodes = rollout(
             self.train_envs, self._episode_seeds("train", self.counters.episodes, e), policy, self.cfg.action_size
         )
@@ -770,7 +402,7 @@ class Trainer:
         history = []
         batches = self._batches(0)
         for call in range(calls):
-            self.state, metrics = self.update_fn(self.state, self.put(batches))
+            self.state, metrics = self.programs.update(self.state, self.put(batches))
             # The update runs asynchronously: sample the next call's batches meanwhile (on a
             # GPU, tens of milliseconds of host copies per call for pixel batches).
             batches = self._batches(call + 1) if call + 1 < calls else None
@@ -810,6 +442,27 @@ class Trainer:
                 replay.sample(rng, t.batch_size, t.chunk_length, out={k: v[i, j] for k, v in out.items()})
         return out
 
+    def store(self, episodes: list[dict]) -> None:
+        """Add one collected episode per environment (E per agent, in agent order) to the
+        replays, and count them."""
+        cfg, e = self.cfg, self.cfg.env.envs_per_seed
+        for i, replay in enumerate(self.replays):
+            for ep in episodes[i * e : (i + 1) * e]:
+                replay.add(ep)
+        # Simulator steps per agent (the most of any agent, so that every process counts
+        # the same): an early end shortens an episode.
+        steps = np.array(
+            [
+                sum(
+                    min((len(ep["reward"]) - 1) * cfg.action_repeat, cfg.env.episode_steps)
+                    for ep in episodes[i * e : (i + 1) * e]
+                )
+                for i in range(len(episodes) // e)
+            ]  # fmt: skip
+        )
+        self.counters.episodes += e
+        self.counters.env_steps += int(distributed.gather(steps).max())
+
     def test(self) -> np.ndarray:
         """Noise-free episodes with distinct seeds; returns returns [R, test_episodes] of every agent."""
         from planet_jax.envs import make_batch_env
@@ -819,8 +472,8 @@ class Trainer:
             self.test_envs = make_batch_env(
                 self.cfg, [self.env_seed(s, "test", 10**6 + j) for s in self.my_seeds for j in range(k)]
             )
-        keys = jax.vmap(lambda key: _fold(key, 4, self.counters.test_phase))(self.keys)
-        policy = PlannerPolicy(self.act_test, self.state, self.cfg, k, keys, self.put)
+        keys = jax.vmap(lambda key: fold(key, 4, self.counters.test_phase))(self.keys)
+        policy = PlannerPolicy(self.programs.act_test, self.state, self.cfg, k, keys, self.put)
         episodes = rollout(
             self.test_envs, self._episode_seeds("test", self.counters.test_phase, k), policy, self.cfg.action_size
         )
@@ -903,22 +556,7 @@ class Trainer:
             episodes, policy = self.collect_planner()
             plan_ms = 1e3 * policy.seconds / max(policy.calls, 1)
             self.last["plan_ms"] = plan_ms
-        for i, replay in enumerate(self.replays):
-            for ep in episodes[i * e : (i + 1) * e]:
-                replay.add(ep)
-        # Simulator steps of this cycle per agent (the most of any agent, so that every
-        # process counts the same): an early end shortens an episode.
-        steps = np.array(
-            [
-                sum(
-                    min((len(ep["reward"]) - 1) * cfg.action_repeat, cfg.env.episode_steps)
-                    for ep in episodes[i * e : (i + 1) * e]
-                )
-                for i in range(len(episodes) // e)
-            ]  # fmt: skip
-        )
-        self.counters.episodes += e
-        self.counters.env_steps += int(distributed.gather(steps).max())
+        self.store(episodes)
         returns = distributed.gather(np.array([ep["reward"].sum() for ep in episodes]).reshape(-1, e))  # [n, e]
         self.last["train_return"] = float(returns.mean())
         for i in range(len(self.rows)):
@@ -1066,9 +704,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fresh and distributed.is_primary():
         print(f"starting a new run in {args.logdir}", flush=True)
     try:
-        check_replay_from(cfg.train.replay_from, args.logdir)
-        check_wandb(args.wandb)
-        check_logdir(args.logdir)
+        rundir.check_replay_from(cfg.train.replay_from, args.logdir)
+        rundir.check_wandb(args.wandb)
+        rundir.check_logdir(args.logdir)
         wandb = {"project": args.wandb_project, "entity": args.wandb_entity} if args.wandb else None
         trainer = Trainer(cfg, args.logdir, progress=args.progress, wandb=wandb)
     except (RunDirError, ConfigError) as exc:
