@@ -56,7 +56,7 @@ def run(args, extra: list[str]) -> int:
 
 def read_run(logdir: str) -> dict | None:
     """Test returns of a run directory: {'task', 'obs', 'seeds': {seed: [(episode, env_steps, return)]}}."""
-    from planet_jax.logger import MetricsLog
+    from planet_jax.io.logger import MetricsLog
 
     path = os.path.join(logdir, "config.json")
     if not os.path.exists(path):

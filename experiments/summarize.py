@@ -41,7 +41,7 @@ def random_returns(cfg: dict, seeds: list[int], phases: int, per_phase: int) -> 
     steps), with state observations where the task has them (the same episodes, faster).
     """
     from planet_jax import config as C
-    from planet_jax.envs import env_seed, make_env
+    from planet_jax.io.envs import env_seed, make_env
 
     config = C.from_dict(cfg)
     if config.task_spec.state_size:

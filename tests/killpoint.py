@@ -28,7 +28,7 @@ def _die():
 def main() -> int:
     point, n, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     import planet_jax.train as train
-    from planet_jax.logger import MetricsLog
+    from planet_jax.io.logger import MetricsLog
 
     if point == "update":
         init, calls = train.Trainer.__init__, [0]

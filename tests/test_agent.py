@@ -7,7 +7,7 @@ import pytest
 from helpers import tiny_run
 from planet_jax import Agent
 from planet_jax.agent import load_run
-from planet_jax.checkpoint import CheckpointError
+from planet_jax.io.checkpoint import CheckpointError
 from planet_jax.train import main as train_main
 
 RUN = tiny_run(num_seeds=2, episodes=3, test_every=3, test_episodes=2)

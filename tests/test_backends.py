@@ -1,4 +1,4 @@
-"""The one platform switch: every backend-dependent setting decided in planet_jax.backends,
+"""The one platform switch: every backend-dependent setting decided in planet_jax.ops.backends,
 resolved once per program, recorded, and computing what the `auto` config computes."""
 
 from unittest import mock
@@ -7,10 +7,11 @@ import jax
 import numpy as np
 
 from helpers import tiny_config
-from planet_jax import backends, rssm
 from planet_jax import config as C
-from planet_jax.networks import init_params
-from planet_jax.planner import plan
+from planet_jax.agent.planner import plan
+from planet_jax.model import rssm
+from planet_jax.model.networks import init_params
+from planet_jax.ops import backends
 
 
 def test_choices_follow_each_backends_rules():

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from helpers import random_batch, tiny_config
-from planet_jax import compiler, rssm
-from planet_jax.networks import init_params
-from planet_jax.planner import act, act_jit
+from planet_jax.agent.planner import act, act_jit
+from planet_jax.model import rssm
+from planet_jax.model.networks import init_params
+from planet_jax.ops import compiler
 
 YNN = "__ynn_fusion"
 
@@ -44,7 +45,7 @@ def test_act_without_library_dots_plans_what_the_default_compilation_plans():
 
 @pytest.mark.compiled_text
 def test_training_acts_without_library_dots_and_updates_with_the_defaults():
-    from planet_jax import programs
+    from planet_jax.agent import programs
 
     cfg = tiny_config(num_seeds=2)
     compiled = programs.compiled(cfg)
@@ -64,7 +65,7 @@ def test_matmul_precision_reaches_the_update_and_the_planner():
     """`matmul_precision=float32` puts HIGHEST on every product of the loss and of `act`;
     `default` leaves JAX's default (none named), and the record says what each resolves to."""
     from planet_jax import config as C
-    from planet_jax.losses import world_model_loss
+    from planet_jax.model.losses import world_model_loss
 
     def texts(cfg):
         params = init_params(jax.random.key(0), cfg)

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from planet_jax import convs
-from planet_jax.backends import conv_impl as resolve_impl
-from planet_jax.networks import ConvDecoder, ConvEncoder
+from planet_jax.model.networks import ConvDecoder, ConvEncoder
+from planet_jax.ops import convs
+from planet_jax.ops.backends import conv_impl as resolve_impl
 
 # (H, C_in, C_out, k) of the paper's layers, plus odd shapes.
 CONV_LAYERS = [(64, 3, 32, 4), (31, 32, 64, 4), (14, 64, 128, 4), (6, 128, 256, 4), (9, 5, 7, 3)]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from planet_jax import config as C
-from planet_jax.envs import BatchEnv, ControlEnv, env_seed, make_batch_env
+from planet_jax.io.envs import BatchEnv, ControlEnv, env_seed, make_batch_env
 
 
 @pytest.mark.parametrize("task", list(C.TASKS))
@@ -106,7 +106,7 @@ def test_missing_gl_backend_is_one_clear_sentence():
     # no failure to report.
     code = textwrap.dedent(
         """
-        from planet_jax.envs import ControlEnv
+        from planet_jax.io.envs import ControlEnv
         ControlEnv('cartpole-swingup', seed=0).reset()
         print('RENDERED')
         """
@@ -118,13 +118,13 @@ def test_missing_gl_backend_is_one_clear_sentence():
         pytest.skip("OSMesa is installed here, so MUJOCO_GL=osmesa renders")
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]
-    assert last.startswith("planet_jax.envs.RenderError: MuJoCo could not render with MUJOCO_GL='osmesa'")
+    assert last.startswith("planet_jax.io.envs.RenderError: MuJoCo could not render with MUJOCO_GL='osmesa'")
     assert "install an OpenGL backend" in last
 
 
 def test_mujoco_gl_defaults_to_egl():
     code = (
-        "import os; os.environ.pop('MUJOCO_GL', None)\nfrom planet_jax.envs import ControlEnv\n"
+        "import os; os.environ.pop('MUJOCO_GL', None)\nfrom planet_jax.io.envs import ControlEnv\n"
         "ControlEnv('cartpole-swingup', seed=0).reset(); print(os.environ['MUJOCO_GL'])"
     )
     env = {k: v for k, v in os.environ.items() if k != "MUJOCO_GL"}

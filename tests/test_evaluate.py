@@ -6,7 +6,7 @@ import pytest
 
 from helpers import tiny_config
 from planet_jax.evaluate import CONTEXT, openloop_video
-from planet_jax.networks import init_params
+from planet_jax.model.networks import init_params
 
 
 @pytest.fixture(scope="module")

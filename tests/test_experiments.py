@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import tiny_run
-from planet_jax.logger import MetricsLog
+from planet_jax.io.logger import MetricsLog
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "experiments", "paper.py")

@@ -1,4 +1,4 @@
-"""The huge-page re-exec of the command-line entry points (planet_jax.hostmem)."""
+"""The huge-page re-exec of the command-line entry points (planet_jax.ops.hostmem)."""
 
 import os
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from planet_jax import hostmem
+from planet_jax.ops import hostmem
 
 GOOD = (2, 36)
 

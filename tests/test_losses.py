@@ -7,9 +7,9 @@ import pytest
 
 from helpers import random_batch, tiny_config
 from planet_jax import config as C
-from planet_jax import rssm
-from planet_jax.losses import clipped_kl, overshooting_kl, world_model_loss
-from planet_jax.networks import Modules, init_params
+from planet_jax.model import rssm
+from planet_jax.model.losses import clipped_kl, overshooting_kl, world_model_loss
+from planet_jax.model.networks import Modules, init_params
 
 
 def _posts(cfg, batch=2, steps=9):

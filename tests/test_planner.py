@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from helpers import tiny_config
-from planet_jax import backends, rssm
 from planet_jax import config as C
-from planet_jax.networks import Modules, init_params
-from planet_jax.planner import act, cem, env_mode, plan, refit, reward_pass, score_sequences
+from planet_jax.agent.planner import act, cem, env_mode, plan, refit, reward_pass, score_sequences
+from planet_jax.model import rssm
+from planet_jax.model.networks import Modules, init_params
+from planet_jax.ops import backends
 
 H, A = 8, 2
 TARGET = jnp.asarray(np.random.default_rng(0).uniform(-0.8, 0.8, (H, A)), jnp.float32)
@@ -133,7 +134,7 @@ def test_batched_act_equals_per_environment_calls(env_axis, form):
     actions, new_belief = act(params, belief, prev, obs, key, cfg=cfg, explore=False)
     assert actions.shape == (n, cfg.action_size) and float(jnp.abs(actions).max()) <= 1.0
     # The same computation environment by environment, with the keys act derives.
-    from planet_jax.planner import observe_step
+    from planet_jax.agent.planner import observe_step
 
     k_obs, k_plan, _ = jax.random.split(key, 3)
     beliefs = observe_step(params, belief, prev, obs, k_obs, cfg=cfg)
@@ -203,8 +204,8 @@ def test_env_axis_is_resolved_for_the_backend_and_checked():
 def test_plan_returns_the_first_action_of_the_final_cem_mean(monkeypatch):
     """With a score whose optimum differs at every step, `plan` returns the first step's
     optimum; and it is exactly step 0 of a plain-loop CEM (no scan) on the same draws."""
-    import planet_jax.planner as planner
-    from planet_jax import rng as prng
+    import planet_jax.agent.planner as planner
+    from planet_jax.ops import rng as prng
 
     cfg = C.validate(C.replace(tiny_config(), horizon=H, num_iterations=8, num_candidates=400, num_elites=40))
     target = np.random.default_rng(1).uniform(-0.8, 0.8, (H, cfg.action_size)).astype(np.float32)

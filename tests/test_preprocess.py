@@ -1,7 +1,7 @@
 import jax
 import numpy as np
 
-from planet_jax.preprocess import postprocess, preprocess, quantize
+from planet_jax.model.preprocess import postprocess, preprocess, quantize
 
 
 def test_quantize_hand_examples():

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from helpers import tiny_run
-from planet_jax.logger import MetricsLog
-from planet_jax.replay import Replay
+from planet_jax.io.logger import MetricsLog
+from planet_jax.io.replay import Replay
 from planet_jax.train import NonFiniteError, Trainer, parse_args
 from planet_jax.train import main as train_main
 
@@ -318,7 +318,7 @@ def test_disk_full_is_a_clear_error_and_loses_nothing(tmp_path):
 def test_a_checkpoint_whose_arrays_differ_from_its_fingerprint_is_damaged(tmp_path, monkeypatch):
     """Orbax restores some garbled files silently to other numbers: the fingerprint saved
     with the arrays is what catches it. Step 4 is saved with a fingerprint off by one."""
-    import planet_jax.checkpoint as checkpoint
+    import planet_jax.io.checkpoint as checkpoint
 
     trainer = _trainer(tmp_path / "run", "--episodes", "2")
     trainer.run()
@@ -338,7 +338,7 @@ def test_a_checkpoint_whose_arrays_differ_from_its_fingerprint_is_damaged(tmp_pa
 
 
 def test_the_fingerprint_changes_with_any_single_element():
-    from planet_jax.checkpoint import fingerprint
+    from planet_jax.io.checkpoint import fingerprint
 
     rng = np.random.default_rng(0)
     tree = {

@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from planet_jax.replay import Replay, ReplayError
+from planet_jax.io.replay import Replay, ReplayError
 
 
 def make_episode(index, length, obs_shape=(4, 4, 3)):
@@ -246,7 +246,7 @@ def test_resident_memory_after_loading_200_pixel_episodes_stays_far_below_their_
     del replay
     script = f"""
 import numpy as np
-from planet_jax.replay import Replay
+from planet_jax.io.replay import Replay
 
 def anon():
     with open("/proc/self/status") as f:

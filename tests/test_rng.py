@@ -1,11 +1,11 @@
-"""planet_jax.rng: the unrolled Threefry hash draws exactly what jax.random draws."""
+"""planet_jax.ops.rng: the unrolled Threefry hash draws exactly what jax.random draws."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from planet_jax import rng
+from planet_jax.ops import rng
 
 SHAPES = [(), (1,), (7,), (1000, 30), (3, 5, 11), (2, 0, 4)]
 
@@ -101,7 +101,7 @@ def test_init_params_equals_flax_init_with_jax_random_bit_for_bit():
     from unittest import mock
 
     from helpers import tiny_config
-    from planet_jax.networks import init_params
+    from planet_jax.model.networks import init_params
 
     cfg = tiny_config()  # (state observations: op by op, a pixel model takes 40 s here)
     key = jax.random.key(5)

@@ -17,9 +17,10 @@ from jax.experimental import pallas as pl
 
 from helpers import tiny_config
 from planet_jax import config as C
-from planet_jax import planner, rssm
+from planet_jax.agent import planner
 from planet_jax.experimental import rollout_kernel as kernels
-from planet_jax.networks import init_params
+from planet_jax.model import rssm
+from planet_jax.model.networks import init_params
 
 # The comparisons run with float32 products (`highest`): by default a GPU multiplies in
 # TF32 (10-bit mantissas), in XLA and in the kernel alike, and elites chosen from such

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from helpers import tiny_config
-from planet_jax import rssm
-from planet_jax.losses import clipped_kl
-from planet_jax.networks import init_params
+from planet_jax.model import rssm
+from planet_jax.model.losses import clipped_kl
+from planet_jax.model.networks import init_params
 
 
 def _setup(variant="rssm", batch=3, steps=7, seed=0):
@@ -108,7 +108,7 @@ def test_gru_is_tf_gru_block_cell():
     b_c at 0.0. A GRU that resets after the hidden matrix (flax.linen.GRUCell, cuDNN)
     differs from this by far more than the tolerance with these weights.
     """
-    from planet_jax.networks import GRUCell
+    from planet_jax.model.networks import GRUCell
 
     size, inputs = 6, 4
     cell = GRUCell(size)

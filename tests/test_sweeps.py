@@ -11,7 +11,7 @@ import pytest
 
 from helpers import TIMING_KEYS, tiny_run
 from planet_jax import config as C
-from planet_jax.logger import MetricsLog
+from planet_jax.io.logger import MetricsLog
 
 TINY = tiny_run(episodes=3, test_every=2, test_episodes=2)
 AGENT = {"seed", "row", "combo", "learning_rate", "free_nats"}
@@ -98,7 +98,7 @@ def test_agent_axis_vmap_trains_on_cpu_as_map_does(tmp_path):
 @pytest.mark.slow
 def test_several_environments_per_seed(tmp_path):
     """--envs-per-seed 2: each cycle collects two distinct episodes per agent, counted as two."""
-    from planet_jax.replay import Replay
+    from planet_jax.io.replay import Replay
 
     records = _run(tmp_path / "two", "--envs-per-seed", "2", "--episodes", "4", "--num-seeds", "2")
     trains = [r for r in records if r["kind"] == "train_episode" and r["seed"] == 1]

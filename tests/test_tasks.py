@@ -9,10 +9,10 @@ import pytest
 
 from helpers import tiny_config, tiny_run
 from planet_jax import config as C
-from planet_jax import tasks
-from planet_jax.acting import rollout
-from planet_jax.envs import BatchEnv, GymEnv, make_env
-from planet_jax.replay import Replay
+from planet_jax.agent.acting import rollout
+from planet_jax.io import tasks
+from planet_jax.io.envs import BatchEnv, GymEnv, make_env
+from planet_jax.io.replay import Replay
 
 HERE = os.path.dirname(__file__)
 
@@ -138,7 +138,7 @@ def test_a_registered_environment_trains_from_the_command_line(tmp_path):
 @pytest.mark.parametrize("task, obs", [("cheetah-run", "pixels"), ("gym:Pendulum-v1", "state")])
 def test_parallel_stepping_equals_sequential(task, obs):
     """5 environments in 2 worker processes: the same frames, rewards and ends as in-process."""
-    from planet_jax.envs import make_batch_env
+    from planet_jax.io.envs import make_batch_env
 
     cfg = tiny_config(obs=obs, task=task, episode_steps=40, chunk_length=4)
     seeds = [11, 12, 13, 14, 15]
@@ -159,7 +159,7 @@ def test_parallel_stepping_equals_sequential(task, obs):
 
 
 def test_a_dead_worker_is_reported_with_the_task(monkeypatch):
-    from planet_jax.envs import EnvWorkerError, make_batch_env
+    from planet_jax.io.envs import EnvWorkerError, make_batch_env
 
     cfg = tiny_config(task="cartpole-balance", episode_steps=40, chunk_length=4)
     batch = make_batch_env(cfg, [1, 2, 3, 4], workers=2)
@@ -175,7 +175,7 @@ RUN = tiny_run(num_seeds=2, episodes=4, test_every=2, test_episodes=2, checkpoin
 
 
 def _records(logdir):
-    from planet_jax.logger import MetricsLog
+    from planet_jax.io.logger import MetricsLog
 
     return [{k: v for k, v in r.items() if k not in ("time", "update_seconds", "plan_ms_per_action")}
             for r in MetricsLog.read(str(logdir))]  # fmt: skip
@@ -186,7 +186,7 @@ def test_a_run_with_env_workers_equals_one_without_and_survives_a_dead_worker(tm
     """Training and test environments in 2 workers give the same run; a worker killed in
     episode 3 stops the run with one message (exit 1), and re-running resumes from the
     checkpoint of episode 2 to the same end."""
-    from planet_jax.envs import ParallelBatchEnv
+    from planet_jax.io.envs import ParallelBatchEnv
     from planet_jax.train import main as train_main
 
     assert train_main([*RUN, "--logdir", str(tmp_path / "seq")]) == 0

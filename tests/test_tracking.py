@@ -16,7 +16,7 @@ import zlib
 import pytest
 
 from helpers import tiny_run
-from planet_jax.logger import MetricsLog, scalar_tags
+from planet_jax.io.logger import MetricsLog, scalar_tags
 from planet_jax.train import main as train_main
 
 wandb = pytest.importorskip("wandb")

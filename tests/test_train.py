@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from helpers import TIMING_KEYS, UPDATE_METRICS, tiny_run
-from planet_jax.logger import MetricsLog
+from planet_jax.io.logger import MetricsLog
 from planet_jax.train import main as train_main
 
 # A state-observation run small enough for the test suite: 6 episodes of cartpole-balance.
@@ -53,8 +53,8 @@ def test_run_writes_everything(finished_run):
     summary = json.load(open(os.path.join(d, "summary.json")))
     assert summary["episodes"] == 6 and summary["env_steps"] == 6 * 400 and not summary["interrupted"]
     # Every backend-dependent setting as it ran (the config itself keeps `auto`).
-    from planet_jax import backends
     from planet_jax import config as C
+    from planet_jax.ops import backends
 
     saved = C.from_dict(json.load(open(os.path.join(d, "config.json"))))
     assert saved.planner.env_axis == "auto" and summary["platform"] == backends.choices(saved)
@@ -241,7 +241,7 @@ def test_agent_learns_cartpole_balance_from_states(tmp_path):
     catches an agent broken down to random, not a small loss of learning speed (the
     A/B runs in experiments/results measure that).
     """
-    from planet_jax.envs import ControlEnv, env_seed
+    from planet_jax.io.envs import ControlEnv, env_seed
 
     logdir = str(tmp_path / "learn")
     args = [
@@ -276,7 +276,7 @@ def test_agent_learns_cartpole_balance_from_states(tmp_path):
 def test_acting_keys_are_folded_in_one_compiled_call():
     import jax
 
-    from planet_jax.acting import fold_in_keys
+    from planet_jax.agent.acting import fold_in_keys
 
     keys = jax.random.split(jax.random.key(3), 3)
     fold_in_keys(keys, 0)

@@ -8,11 +8,11 @@ import pytest
 
 from helpers import UPDATE_METRICS, random_batch, tiny_config
 from planet_jax import config as C
-from planet_jax import convs
-from planet_jax.envs import ControlEnv
-from planet_jax.replay import Replay
-from planet_jax.state import create_train_state
-from planet_jax.update import scan_updates, update
+from planet_jax.io.envs import ControlEnv
+from planet_jax.io.replay import Replay
+from planet_jax.model.state import create_train_state
+from planet_jax.model.update import scan_updates, update
+from planet_jax.ops import convs
 
 
 def _random_episode(env, rng):
@@ -93,7 +93,7 @@ def test_tf1_adam_is_tf_train_adam_optimizer():
     """
     import optax
 
-    from planet_jax.state import make_optimizer
+    from planet_jax.model.state import make_optimizer
 
     cfg = tiny_config(adam_eps=0.1, grad_clip=1.0, learning_rate=0.01)
     rng = np.random.default_rng(0)

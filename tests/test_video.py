@@ -4,7 +4,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from planet_jax import logger
+from planet_jax.io import logger
 
 
 def _frames():

@@ -6,7 +6,7 @@ episode terminates when the point leaves [-1, 1], so episodes have different len
 
 import numpy as np
 
-from planet_jax import envs
+from planet_jax.io import envs
 
 
 class Line:

@@ -36,11 +36,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planet_jax import bench, rssm
+from planet_jax import bench
 from planet_jax import config as C
+from planet_jax.agent.planner import act, observe_step, plan_batch, unroll_steps
 from planet_jax.experimental import rollout_kernel
-from planet_jax.networks import init_params
-from planet_jax.planner import act, observe_step, plan_batch, unroll_steps
+from planet_jax.model import rssm
+from planet_jax.model.networks import init_params
 
 # (planner overrides, kernel launch shape or None, also with the batch of environments): the
 # XLA scan with each reward pass, and the Pallas kernel with a few launch shapes (its speed on

@@ -23,9 +23,10 @@ assert not want or jax.default_backend() == want, f"JAX runs on {jax.default_bac
 x = jnp.ones((4096, 4096))
 print("matmul on", (x @ x).devices())
 
-from planet_jax import bench, checkpoint  # noqa: E402
+from planet_jax import bench  # noqa: E402
 from planet_jax import config as C  # noqa: E402
-from planet_jax.envs import make_env  # noqa: E402
+from planet_jax.io import checkpoint  # noqa: E402
+from planet_jax.io.envs import make_env  # noqa: E402
 
 env = make_env(C.preset("paper", "cheetah-run"), 0)
 env.reset(0)
@@ -37,7 +38,7 @@ print(f"EGL render ok: {1e3 * (time.perf_counter() - t) / 20:.1f} ms per 64x64 f
 args = bench.parse_args(["update", "--preset", "debug", "--batch", "2", "--repeats", "1"])
 print("debug update ok:", [f"{r.name} {r.median_s:.3f} s" for r in bench.bench_update(args)])
 
-from planet_jax.state import create_train_state  # noqa: E402
+from planet_jax.model.state import create_train_state  # noqa: E402
 
 cfg = C.preset("debug", "cartpole-swingup")
 state = create_train_state(jax.random.key(0), cfg=cfg)

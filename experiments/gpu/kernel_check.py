@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, "tests")
 from helpers import tiny_config  # noqa: E402
-from planet_jax import rssm  # noqa: E402
 from planet_jax.experimental import rollout_kernel as kernels  # noqa: E402
-from planet_jax.networks import init_params  # noqa: E402
+from planet_jax.model import rssm  # noqa: E402
+from planet_jax.model.networks import init_params  # noqa: E402
 
 CASES = [  # (sizes, candidates, block, rows, warps, stages)
     (dict(), 50, 16, 32, 8, 2),  # the test's first case

@@ -35,9 +35,9 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
 from planet_jax import config as C
-from planet_jax import rssm
 from planet_jax.experimental import rollout_kernel
-from planet_jax.networks import init_params
+from planet_jax.model import rssm
+from planet_jax.model.networks import init_params
 
 COMPILE = r"""
 import json, sys, triton

@@ -16,7 +16,7 @@ scale, two more cases trace the same `act` with other matmul precisions: float32
 what halving them again would buy).
 
 Each option set goes to `jax.jit(..., compiler_options=...)` (on top of the planner's own,
-`planet_jax.compiler.options()`: none on GPUs), so one process compares them
+`planet_jax.ops.compiler.options()`: none on GPUs), so one process compares them
 (paired, no drift between runs) and an option this JAX does not know fails only its own
 case. For each: compile seconds (autotuning included), the top-level kernels per loop body
 and outside (`breakdown.kernel_counts`), the Triton tile sizes chosen, the largest
@@ -43,10 +43,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planet_jax import bench, compiler, rssm
+from planet_jax import bench
 from planet_jax import config as C
-from planet_jax.networks import init_params
-from planet_jax.planner import act
+from planet_jax.agent.planner import act
+from planet_jax.model import rssm
+from planet_jax.model.networks import init_params
+from planet_jax.ops import compiler
 
 # (name, XLA options, matmul precision for tracing or None); the default first: every other
 # case is compared with it. The two precisions are for scale, not candidates for the default:
@@ -124,7 +126,7 @@ def main() -> None:
             continue
         try:
             t = time.perf_counter()
-            # On top of the planner's own options (none on GPUs; see planet_jax.compiler).
+            # On top of the planner's own options (none on GPUs; see planet_jax.ops.compiler).
             jitted = jax.jit(traced(precision), compiler_options={**compiler.options(), **options})
             compiled[name] = {n: jitted.lower(*x, jax.random.key(0)).compile() for n, x in inputs.items()}
             record["compile_s"] = time.perf_counter() - t

@@ -1,4 +1,4 @@
-"""Milliseconds per layer of the paper's encoder and decoder, for every form in `planet_jax.convs`.
+"""Milliseconds per layer of the paper's encoder and decoder, for every form in `planet_jax.ops.convs`.
 
 For each layer: forward alone / forward + backward (gradients of x and the kernel), at N
 frames (800 = one B=16, L=50 update). `cpu` is what `conv_impl=matmul` picks; the `*_xla`
@@ -16,8 +16,8 @@ import statistics
 import jax
 import jax.numpy as jnp
 
-from planet_jax import convs
 from planet_jax.bench import timeit
+from planet_jax.ops import convs
 
 ENCODER = [(64, 3, 32), (31, 32, 64), (14, 64, 128), (6, 128, 256)]  # size, C_in, C_out; k 4
 DECODER = [(1, 1024, 128, 5), (5, 128, 64, 5), (13, 64, 32, 6), (30, 32, 3, 6)]  # size, C_in, C_out, k

@@ -1,4 +1,4 @@
-"""The unrolled Threefry hash (`planet_jax.rng`) against jax.random's CPU lowering.
+"""The unrolled Threefry hash (`planet_jax.ops.rng`) against jax.random's CPU lowering.
 
     python experiments/reference/rng_speed.py [--rounds 16] [--update-rounds 6] [--json FILE]
 
@@ -22,12 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from planet_jax import config as C
-from planet_jax import rng, rssm
+from planet_jax.agent.planner import plan
 from planet_jax.bench import _random_batch, device_name
-from planet_jax.networks import init_params
-from planet_jax.planner import plan
-from planet_jax.state import create_train_state
-from planet_jax.update import scan_updates
+from planet_jax.model import rssm
+from planet_jax.model.networks import init_params
+from planet_jax.model.state import create_train_state
+from planet_jax.model.update import scan_updates
+from planet_jax.ops import rng
 
 
 def _once(fn, *args):

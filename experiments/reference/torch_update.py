@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    # As in `bench`: whether malloc hands out transparent huge pages (see planet_jax.hostmem).
+    # As in `bench`: whether malloc hands out transparent huge pages (see planet_jax.ops.hostmem).
     pages = ", malloc huge pages" if "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "") else ""
     device = f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}{pages})"
     records = []

@@ -31,15 +31,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from planet_jax import hostmem  # standard library only
+from planet_jax.ops import hostmem  # standard library only
 
-if __name__ == "__main__":  # before JAX loads: see planet_jax.hostmem
+if __name__ == "__main__":  # before JAX loads: see planet_jax.ops.hostmem
     hostmem.reexec_with_huge_pages()
 
 import numpy as np
 
 from planet_jax.config import PRESETS  # standard library only
-from planet_jax.logger import write_json  # numpy only
+from planet_jax.io.logger import write_json  # numpy only
 
 
 @dataclasses.dataclass
@@ -73,7 +73,7 @@ def device_name() -> str:
         model = cpu_model()
         import os
 
-        # Whether XLA's buffers get transparent huge pages (planet_jax.hostmem): ~25% on an update.
+        # Whether XLA's buffers get transparent huge pages (planet_jax.ops.hostmem): ~25% on an update.
         pages = "malloc huge pages" if hostmem.TUNABLE in os.environ.get("GLIBC_TUNABLES", "") else ""
         return "cpu ({})".format(", ".join(part for part in (f"{os.cpu_count()} cores", model, pages) if part))
     return f"{dev.platform} ({dev.device_kind})"
@@ -108,7 +108,7 @@ def matmul_gflops(size: int | None = None, repeats: int = 5) -> float:
     """
 
     if size is None:
-        from planet_jax import backends
+        from planet_jax.ops import backends
 
         size = 2048 if backends.backend() == "cpu" else 8192
     rates = []
@@ -125,7 +125,7 @@ def _matmul_cases(size: int):
     import jax
     import jax.numpy as jnp
 
-    from planet_jax import compiler
+    from planet_jax.ops import compiler
 
     a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
@@ -182,7 +182,7 @@ def bench_envs(args) -> list[Record]:
     """Frames per second of step + render for batches of environments (default 1, 2, 4),
     stepped in this process and, for each count in `--env-workers`, in that many worker
     processes; the cases run in turns, so that a drift of the machine's speed hits all."""
-    from planet_jax.envs import env_seed, make_batch_env
+    from planet_jax.io.envs import env_seed, make_batch_env
 
     cfg = _bench_config(args)
     cases = [(n, w) for n in (args.envs or [1, 2, 4]) for w in [0, *args.env_workers] if w <= n]
@@ -282,10 +282,10 @@ def bench_update(args) -> list[Record]:
     """Seconds per gradient update at the preset's sizes, for each --batch B."""
     import jax
 
-    from planet_jax import backends
     from planet_jax import config as C
-    from planet_jax.state import create_train_state
-    from planet_jax.update import update
+    from planet_jax.model.state import create_train_state
+    from planet_jax.model.update import update
+    from planet_jax.ops import backends
 
     base = _bench_config(args)
     device = device_name()
@@ -337,9 +337,9 @@ def bench_planner(args) -> list[Record]:
     """
     import jax
 
-    from planet_jax import rssm
-    from planet_jax.networks import init_params
-    from planet_jax.planner import act_jit, env_mode, reward_pass, unroll_steps
+    from planet_jax.agent.planner import act_jit, env_mode, reward_pass, unroll_steps
+    from planet_jax.model import rssm
+    from planet_jax.model.networks import init_params
 
     cfg = _bench_config(args)
     params = init_params(jax.random.key(0), cfg)
@@ -411,7 +411,7 @@ def bench_planner(args) -> list[Record]:
 def _settings(cfg, args, **more) -> dict[str, Any]:
     overrides = {"overrides": list(args.set)} if args.set else {}
     matmul = {"matmul_size": args.matmul_size} if args.matmul_size else {}  # (recorded when not the default)
-    from planet_jax import backends, compiler
+    from planet_jax.ops import backends, compiler
 
     options = {
         "compiler_options": compiler.options(),  # of act (the matmul reference: see matmul_gflops)
@@ -462,8 +462,9 @@ def bench_sweep(args) -> list[Record]:
     """
     import jax
 
-    from planet_jax import programs, rssm
-    from planet_jax.acting import fold_in_keys
+    from planet_jax.agent import programs
+    from planet_jax.agent.acting import fold_in_keys
+    from planet_jax.model import rssm
 
     device = device_name()
     rate = MatmulRate(args.matmul_size)
@@ -648,7 +649,7 @@ def bench_replay(args) -> list[Record]:
     import os
     import tempfile
 
-    from planet_jax.replay import Replay
+    from planet_jax.io.replay import Replay
 
     cfg = _bench_config(args)
     t = cfg.train

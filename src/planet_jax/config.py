@@ -18,11 +18,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from planet_jax import tasks as _tasks
-from planet_jax.tasks import PAPER_ACTION_SIZES, PAPER_STATE_SIZES, PAPER_TASKS
+from planet_jax.io import tasks as _tasks
+from planet_jax.io.tasks import PAPER_ACTION_SIZES, PAPER_STATE_SIZES, PAPER_TASKS
 
 # The paper's seven tasks (name -> (domain, task, action repeat)) and their sizes; any other
-# Control Suite, Gymnasium or registered task is resolved by `planet_jax.tasks`.
+# Control Suite, Gymnasium or registered task is resolved by `planet_jax.io.tasks`.
 TASKS = PAPER_TASKS
 ACTION_SIZES = PAPER_ACTION_SIZES
 STATE_SIZES = PAPER_STATE_SIZES
@@ -73,7 +73,7 @@ class EnvConfig:
     """The control-suite environment."""
 
     task: str = "cheetah-run"
-    """A Control Suite task as DOMAIN-TASK (the paper's seven, or any other: hopper-hop, ...), gym:ENV_ID for a Gymnasium environment with continuous actions, or a name registered with planet_jax.envs.register."""
+    """A Control Suite task as DOMAIN-TASK (the paper's seven, or any other: hopper-hop, ...), gym:ENV_ID for a Gymnasium environment with continuous actions, or a name registered with planet_jax.io.envs.register."""
     obs: Literal["pixels", "state"] = "pixels"
     """`pixels`: 64x64x3 uint8 frames from camera 0; `state`: the flattened dm_control observation."""
     action_repeat: int = 0
@@ -91,7 +91,7 @@ class EnvConfig:
     env_workers: int = 0
     """Worker processes that step (and render) the environments of a batch concurrently; 0 steps them in this process. The results are the same either way."""
     env_module: str = ""
-    """Python module imported before the task is looked up, for tasks it registers with planet_jax.envs.register."""
+    """Python module imported before the task is looked up, for tasks it registers with planet_jax.io.envs.register."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ class Config:
     # Derived values, so that callers never recompute them differently.
     @property
     def task_spec(self) -> _tasks.TaskSpec:
-        """Sizes and defaults of the task (`planet_jax.tasks.spec`)."""
+        """Sizes and defaults of the task (`planet_jax.io.tasks.spec`)."""
         _tasks.import_env_module(self.env.env_module)
         return _tasks.spec(self.env.task)
 

@@ -19,9 +19,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from planet_jax import hostmem  # standard library only
+from planet_jax.ops import hostmem  # standard library only
 
-if __name__ == "__main__":  # before JAX loads: see planet_jax.hostmem
+if __name__ == "__main__":  # before JAX loads: see planet_jax.ops.hostmem
     hostmem.reexec_with_huge_pages()
 
 import jax
@@ -29,10 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from planet_jax import config as C
-from planet_jax import rssm
 from planet_jax.agent import Agent, load_run  # noqa: F401  (load_run: also imported from here)
-from planet_jax.checkpoint import CheckpointError
-from planet_jax.logger import write_json, write_video
+from planet_jax.io.checkpoint import CheckpointError
+from planet_jax.io.logger import write_json, write_video
+from planet_jax.model import rssm
 
 CONTEXT = 5
 
@@ -65,8 +65,8 @@ def openloop_video(cfg, params, obs: np.ndarray, actions: np.ndarray, key: jax.A
     predictions are posterior reconstructions from o_0..o_4, the next `steps` are the
     prior alone under the real actions a_4, a_5, ...; T' = min(CONTEXT + steps, T).
     """
-    from planet_jax.networks import Modules
-    from planet_jax.preprocess import postprocess, prepare_obs
+    from planet_jax.model.networks import Modules
+    from planet_jax.model.preprocess import postprocess, prepare_obs
 
     if obs.shape[0] != actions.shape[0]:
         raise ValueError(f"obs and actions must have the same length, got {obs.shape[0]} and {actions.shape[0]}.")
@@ -99,7 +99,7 @@ def evaluate(
 ):
     """Evaluate agents of a run's checkpoint; `tracker` (a `tracking.Wandb`) also gets the
     returns and videos, at the checkpoint's episode."""
-    from planet_jax.envs import env_seed, make_batch_env
+    from planet_jax.io.envs import env_seed, make_batch_env
 
     cfg, state, step = load_run(logdir, step)
     rows = C.rows(cfg)
@@ -172,13 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.episodes < 1:
         print("error: --episodes must be at least 1.", file=sys.stderr)
         return 2
-    from planet_jax import compiler
+    from planet_jax.ops import compiler
 
     compiler.use_compilation_cache(not args.no_compile_cache)
     tracker = None
     try:
         if args.wandb:
-            from planet_jax.tracking import TrackingError, Wandb
+            from planet_jax.io.tracking import TrackingError, Wandb
 
             if not os.path.exists(os.path.join(args.logdir, "config.json")):
                 raise CheckpointError(f"{args.logdir} holds no run (no config.json).")

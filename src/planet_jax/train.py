@@ -28,21 +28,23 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from planet_jax import hostmem  # standard library only
+from planet_jax.ops import hostmem  # standard library only
 
-if __name__ == "__main__":  # before JAX loads: see planet_jax.hostmem
+if __name__ == "__main__":  # before JAX loads: see planet_jax.ops.hostmem
     hostmem.reexec_with_huge_pages()
 
 import jax
 import numpy as np
 
-from planet_jax import backends, compiler, distributed, programs, rundir
 from planet_jax import config as C
-from planet_jax.acting import PlannerPolicy, RandomPolicy, fold, rollout
+from planet_jax.agent import programs
+from planet_jax.agent.acting import PlannerPolicy, RandomPolicy, fold, rollout
 from planet_jax.config import Config, ConfigError
-from planet_jax.logger import MetricsLog, mean_and_stderr, plot_curves, write_json
-from planet_jax.replay import Replay
-from planet_jax.rundir import RunDirError
+from planet_jax.io import rundir
+from planet_jax.io.logger import MetricsLog, mean_and_stderr, plot_curves, write_json
+from planet_jax.io.replay import Replay
+from planet_jax.io.rundir import RunDirError
+from planet_jax.ops import backends, compiler, distributed
 
 log = logging.getLogger("planet_jax")
 
@@ -279,8 +281,8 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config, logdir: str, *, progress: bool = True, wandb: dict | None = None):
-        from planet_jax.checkpoint import Checkpointer
-        from planet_jax.envs import env_seed, make_batch_env
+        from planet_jax.io.checkpoint import Checkpointer
+        from planet_jax.io.envs import env_seed, make_batch_env
 
         self.cfg, self.logdir, self.progress = cfg, logdir, progress
         t = cfg.train
@@ -351,7 +353,7 @@ class Trainer:
             MetricsLog.truncate(logdir, self.counters.episodes)
             mirrors = []
             if wandb is not None:  # {"project": ..., "entity": ...}
-                from planet_jax.tracking import Wandb
+                from planet_jax.io.tracking import Wandb
 
                 mirrors.append(Wandb(logdir, C.to_dict(cfg), **wandb))
             self.metrics = MetricsLog(logdir, purge_step=self.counters.episodes + 1, mirrors=mirrors)
@@ -465,7 +467,7 @@ class Trainer:
 
     def test(self) -> np.ndarray:
         """Noise-free episodes with distinct seeds; returns returns [R, test_episodes] of every agent."""
-        from planet_jax.envs import make_batch_env
+        from planet_jax.io.envs import make_batch_env
 
         k = self.cfg.train.test_episodes
         if self.test_envs is None:
@@ -697,9 +699,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RuntimeError as exc:
             fail(str(exc), code=1)
     compiler.use_compilation_cache(args.compile_cache)
-    from planet_jax.checkpoint import CheckpointError
-    from planet_jax.envs import EnvWorkerError
-    from planet_jax.replay import ReplayError
+    from planet_jax.io.checkpoint import CheckpointError
+    from planet_jax.io.envs import EnvWorkerError
+    from planet_jax.io.replay import ReplayError
 
     if args.fresh and distributed.is_primary():
         print(f"starting a new run in {args.logdir}", flush=True)

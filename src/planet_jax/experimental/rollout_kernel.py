@@ -4,7 +4,7 @@
   pad_cell(cell, stoch, action)                             -> PaddedCell (the kernel's layout)
   rollout(cell, start_deter, start_stoch, actions, eps, ...) -> (deter [H, J, D], stoch [H, J, S])
   Launch(block, warps, stages, rows)                        -> the kernel's launch shape
-  score_sequences / plan / act(..., launch)                 -> `planet_jax.planner`'s, with this rollout
+  score_sequences / plan / act(..., launch)                 -> `planet_jax.agent.planner`'s, with this rollout
 
 Experimental: not used by `train`, `evaluate` or `bench` (see README.md here). The planner
 with this kernel is `plan` / `act` below; they reuse `planner.plan` and `planner.act`.
@@ -40,9 +40,11 @@ import jax.numpy as jnp
 from flax import struct
 from jax.experimental import pallas as pl
 
-from planet_jax import backends, compiler, planner, rng, rssm
+from planet_jax.agent import planner
 from planet_jax.config import Config, ConfigError
-from planet_jax.networks import Modules
+from planet_jax.model import rssm
+from planet_jax.model.networks import Modules
+from planet_jax.ops import backends, compiler, rng
 
 COLUMNS = 64
 """Output columns per block of the layers of h_t's and the hidden size: small accumulators."""

@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 
-from planet_jax.logger import scalar_tags, write_json
+from planet_jax.io.logger import scalar_tags, write_json
 
 MISSING_PACKAGE = "--wandb needs the wandb package: pip install 'planet-jax[wandb]'."
 

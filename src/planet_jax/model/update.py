@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import optax
 
 from planet_jax.config import Config
-from planet_jax.losses import world_model_loss
-from planet_jax.state import TrainState, make_optimizer
+from planet_jax.model.losses import world_model_loss
+from planet_jax.model.state import TrainState, make_optimizer
 
 
 def train_step(state: TrainState, batch: dict, *, cfg: Config) -> tuple[TrainState, dict]:
@@ -53,5 +53,5 @@ def scan_updates(state: TrainState, batches: dict, *, cfg: Config) -> tuple[Trai
 
 # The compiled entry point: one trace per (config, shapes); the state is donated so its
 # buffers are reused in place. (JAX's default compiler options: unlike the planner's, the
-# update was no faster with XLA's own matrix products on CPUs; see `planet_jax.compiler`.)
+# update was no faster with XLA's own matrix products on CPUs; see `planet_jax.ops.compiler`.)
 update = jax.jit(scan_updates, static_argnames="cfg", donate_argnums=0)

@@ -7,10 +7,10 @@ observations that are either 64x64x3 uint8 frames or a flat float32 state vector
 `ControlEnv` wraps any DeepMind Control Suite task (frames rendered at 64x64 from a chosen
 camera, 0 as in the paper), `GymEnv` a Gymnasium environment with a `Box` action space
 (frames from `render_mode="rgb_array"`, resized with Pillow), and `register` adds your own
-(see `planet_jax.tasks`). `BatchEnv` steps several together and returns stacked numpy
+(see `planet_jax.io.tasks`). `BatchEnv` steps several together and returns stacked numpy
 arrays; an environment whose episode ended is not stepped again (it repeats its last
 observation with reward 0 until all have ended). Everything here is numpy: the model only
-ever sees whole batches, converted by `planet_jax.preprocess`.
+ever sees whole batches, converted by `planet_jax.model.preprocess`.
 
 Seeding is explicit: an environment built with seed s produces the same sequence of
 episodes (initial states, and so frames) every time.
@@ -23,9 +23,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from planet_jax import tasks
 from planet_jax.config import Config, ConfigError
-from planet_jax.tasks import register  # noqa: F401  (planet_jax.envs.register is the documented call)
+from planet_jax.io import tasks
+from planet_jax.io.tasks import register  # noqa: F401  (planet_jax.io.envs.register is the documented call)
 
 
 class RenderError(RuntimeError):
@@ -128,7 +128,7 @@ class ControlEnv:
             size = sum(max(1, int(np.prod(v.shape))) for v in self._env.observation_spec().values())
             if size != found.state_size:
                 raise RuntimeError(
-                    f"{task}: dm_control gives {size} state dims, planet_jax.tasks says {found.state_size}"
+                    f"{task}: dm_control gives {size} state dims, planet_jax.io.tasks says {found.state_size}"
                 )
             self.obs_shape = (size,)
             self.obs_dtype = np.dtype(np.float32)
@@ -260,7 +260,7 @@ class Repeated:
         for name in ("action_size", "obs_shape", "obs_dtype", "reset", "step", "close"):
             if not hasattr(env, name):
                 raise ConfigError(
-                    f"the environment registered as {task!r} has no {name!r} (see planet_jax.envs.Environment)."
+                    f"the environment registered as {task!r} has no {name!r} (see planet_jax.io.envs.Environment)."
                 )
         self._env, self.task = env, task
         self.action_size, self.obs_shape = int(env.action_size), tuple(env.obs_shape)

@@ -14,7 +14,7 @@ from flax import struct
 
 from planet_jax import config as C
 from planet_jax.config import Config
-from planet_jax.networks import init_params
+from planet_jax.model.networks import init_params
 
 
 @struct.dataclass

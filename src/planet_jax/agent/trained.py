@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from planet_jax import config as C
-from planet_jax import rssm
-from planet_jax.checkpoint import Checkpointer, CheckpointError
+from planet_jax.io.checkpoint import Checkpointer, CheckpointError
+from planet_jax.model import rssm
 
 # One compiled call per step: eager `fold_in` took 0.38 ms per step on the 2-core EPYC.
 _fold_in = jax.jit(jax.random.fold_in)
@@ -33,7 +33,7 @@ _fold_in = jax.jit(jax.random.fold_in)
 
 def load_run(logdir: str, step: int | None = None):
     """(cfg, state with an agent axis, step) of a run directory's checkpoint (the newest by default)."""
-    from planet_jax.programs import initializer
+    from planet_jax.agent.programs import initializer
 
     path = os.path.join(logdir, "config.json")
     if not os.path.exists(path):
@@ -75,7 +75,7 @@ class Agent:
 
     def make_env(self, seed: int):
         """An environment of the run's task and observation mode, seeded with `seed`."""
-        from planet_jax.envs import make_env
+        from planet_jax.io.envs import make_env
 
         return make_env(self.cfg, seed)
 
@@ -90,7 +90,7 @@ class Agent:
     def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
         """The planned action for the newest observation: [A] for one environment, [N, A]
         after `reset(batch=N)`. With `explore`, the run's exploration noise is added."""
-        from planet_jax.planner import act_jit
+        from planet_jax.agent.planner import act_jit
 
         obs = np.asarray(obs)
         batched = obs[None] if self._batch is None else obs
@@ -106,8 +106,8 @@ class Agent:
     def observe(self, obs: np.ndarray, actions: np.ndarray, key: jax.Array | None = None):
         """Posterior states of a sequence: obs [B, T, *obs_shape], actions [B, T, A] with
         actions[:, t] = a_{t-1} (0 at t = 0). Returns (posteriors, priors), rssm.State [B, T]."""
-        from planet_jax.networks import Modules
-        from planet_jax.preprocess import prepare_obs
+        from planet_jax.model.networks import Modules
+        from planet_jax.model.preprocess import prepare_obs
 
         key = jax.random.key(0) if key is None else key
         k_pre, k_obs = jax.random.split(key)
@@ -122,8 +122,8 @@ class Agent:
 
     def decode(self, states: rssm.State) -> np.ndarray:
         """The decoder's mean observation of states [...]: uint8 frames or float32 vectors."""
-        from planet_jax.networks import Modules
-        from planet_jax.preprocess import postprocess
+        from planet_jax.model.networks import Modules
+        from planet_jax.model.preprocess import postprocess
 
         out = Modules(self.cfg).decoder.apply({"params": self.params["decoder"]}, states.features)
         if self.cfg.env.obs == "pixels":
@@ -132,6 +132,6 @@ class Agent:
 
     def reward(self, states: rssm.State) -> np.ndarray:
         """The reward head's mean of states [...]."""
-        from planet_jax.networks import Modules
+        from planet_jax.model.networks import Modules
 
         return np.asarray(Modules(self.cfg).reward.apply({"params": self.params["reward"]}, states.features))

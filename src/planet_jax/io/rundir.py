@@ -1,10 +1,10 @@
 """A run directory: what `train` checks and writes before it trains.
 
     DIR/config.json      the run's config; a resumed run must match it (`prepare_logdir`)
-    DIR/replay/ROW/      each agent's episodes (`planet_jax.replay`)
+    DIR/replay/ROW/      each agent's episodes (`planet_jax.io.replay`)
     DIR/replay_from.json how many episodes each `--replay-from` source held at the first start
-    DIR/checkpoints/     orbax checkpoints (`planet_jax.checkpoint`)
-    DIR/metrics.jsonl, tensorboard/, curve.png, summary.json   (`planet_jax.logger`)
+    DIR/checkpoints/     orbax checkpoints (`planet_jax.io.checkpoint`)
+    DIR/metrics.jsonl, tensorboard/, curve.png, summary.json   (`planet_jax.io.logger`)
 
 Every check raises `RunDirError` with one sentence, before anything is compiled.
 """
@@ -20,8 +20,8 @@ import jax
 
 from planet_jax import config as C
 from planet_jax.config import Config
-from planet_jax.logger import write_json
-from planet_jax.replay import Replay
+from planet_jax.io.logger import write_json
+from planet_jax.io.replay import Replay
 
 
 class RunDirError(RuntimeError):
@@ -63,7 +63,7 @@ def check_disk(cfg: Config, directory: str, stored: Sequence[int]) -> None:
     process's agents (`stored` each so far) against the free space of `directory`."""
     import shutil
 
-    from planet_jax.replay import episode_bytes
+    from planet_jax.io.replay import episode_bytes
 
     itemsize = 1 if cfg.env.obs == "pixels" else 4
     per_episode = episode_bytes(cfg.episode_length, cfg.obs_shape, itemsize, cfg.action_size)
@@ -91,7 +91,7 @@ def check_wandb(wanted: bool) -> None:
     """Refuse `--wandb` without the wandb package, before anything is built."""
     import importlib.util
 
-    from planet_jax.tracking import MISSING_PACKAGE
+    from planet_jax.io.tracking import MISSING_PACKAGE
 
     if wanted and importlib.util.find_spec("wandb") is None:
         raise RunDirError(MISSING_PACKAGE)

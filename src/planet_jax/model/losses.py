@@ -28,11 +28,12 @@ import distrax
 import jax
 import jax.numpy as jnp
 
-from planet_jax import compiler, rssm
 from planet_jax import config as C
 from planet_jax.config import Config
-from planet_jax.networks import Modules
-from planet_jax.preprocess import prepare_obs
+from planet_jax.model import rssm
+from planet_jax.model.networks import Modules
+from planet_jax.model.preprocess import prepare_obs
+from planet_jax.ops import compiler
 
 
 def clipped_kl(kl: jax.Array, free_nats: float) -> jax.Array:

@@ -35,7 +35,7 @@ from typing import Any
 
 import jax
 
-from planet_jax import backends
+from planet_jax.ops import backends
 
 YNN_FUSION = "xla_cpu_experimental_ynn_fusion_type"
 CPU_OPTIONS: dict[str, Any] = {YNN_FUSION: ""}

@@ -143,7 +143,7 @@ def spec(task: str) -> TaskSpec:
             f"unknown task {task!r}: give a Control Suite task as DOMAIN-TASK (e.g. hopper-hop), "
             "gym:ENV_ID for Gymnasium, or a registered name."
         )
-    from planet_jax.envs import default_gl
+    from planet_jax.io.envs import default_gl
 
     default_gl()
     known = suite_tasks()

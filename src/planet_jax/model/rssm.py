@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from planet_jax import rng
 from planet_jax.config import Config
-from planet_jax.networks import Modules
+from planet_jax.model.networks import Modules
+from planet_jax.ops import rng
 
 
 @struct.dataclass

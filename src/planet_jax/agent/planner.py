@@ -18,10 +18,11 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from planet_jax import backends, compiler, rng, rssm
 from planet_jax.config import Config, ConfigError, PlannerConfig
-from planet_jax.networks import Modules
-from planet_jax.preprocess import prepare_obs
+from planet_jax.model import rssm
+from planet_jax.model.networks import Modules
+from planet_jax.model.preprocess import prepare_obs
+from planet_jax.ops import backends, compiler, rng
 
 
 def check_planner(p: PlannerConfig) -> None:

@@ -1,13 +1,13 @@
 """Flax modules of the world model: encoder, decoder, reward head and the RSSM cell.
 
-Only modules live here; `planet_jax.rssm` applies them as pure functions of a parameter
+Only modules live here; `planet_jax.model.rssm` applies them as pure functions of a parameter
 pytree. Sizes come from the config (see `config.ModelConfig`).
 
 Convolutions keep Flax's parameters (kernel [k, k, C_in, C_out] in HWIO layout, bias
 [C_out]) and function, with two implementations (`ModelConfig.conv_impl`):
   - `xla`: `lax.conv_general_dilated` / `lax.conv_transpose` (cuDNN on GPU, TPUs);
   - `cpu`: exact reformulations as matrix multiplies and stride-1 convolutions, chosen per
-    layer and per direction (see `planet_jax.convs`), because XLA:CPU's transposed
+    layer and per direction (see `planet_jax.ops.convs`), because XLA:CPU's transposed
     convolution weight gradient alone takes seconds per decoder layer.
 `auto` picks `cpu` on CPU and GPU (where it is also the faster) and `xla` on TPU.
 `tests/test_convs.py` proves both equal `flax.linen.Conv` / `flax.linen.ConvTranspose`
@@ -22,8 +22,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from planet_jax import backends, convs, rng
 from planet_jax.config import Config
+from planet_jax.ops import backends, convs, rng
 
 # The official code uses TensorFlow's defaults: Glorot-uniform kernels, zero biases.
 kernel_init = nn.initializers.xavier_uniform()

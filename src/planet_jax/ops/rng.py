@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from planet_jax import backends
+from planet_jax.ops import backends
 
 # Threefry-2x32's rotation constants, alternating every 4 rounds (Salmon et al., 2011).
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))

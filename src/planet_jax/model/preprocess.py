@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from planet_jax import rng
+from planet_jax.ops import rng
 
 
 def quantize(frames: jax.Array, bits: int = 5) -> jax.Array:

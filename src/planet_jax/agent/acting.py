@@ -17,8 +17,9 @@ import jax
 import numpy as np
 
 from planet_jax import config as C
-from planet_jax import distributed, rssm
 from planet_jax.config import Config
+from planet_jax.model import rssm
+from planet_jax.ops import distributed
 
 
 def fold(key: jax.Array, *data: int) -> jax.Array:

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from planet_jax import distributed
-from planet_jax.state import TrainState
+from planet_jax.model.state import TrainState
+from planet_jax.ops import distributed
 
 log = logging.getLogger(__name__)
 

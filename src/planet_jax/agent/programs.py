@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planet_jax import backends, compiler, distributed
 from planet_jax import config as C
 from planet_jax.config import Config, ConfigError
+from planet_jax.ops import backends, compiler, distributed
 
 log = logging.getLogger("planet_jax")
 
@@ -77,7 +77,7 @@ def initializer(cfg: Config) -> Callable[[], Any]:
 def fresh_state(cfg: Config):
     """A fresh TrainState [R], placed (committed) as a restored one is, so that a resumed run
     compiles the same programs and finds them in the compilation cache (`checkpoint.placement`)."""
-    from planet_jax.checkpoint import placement
+    from planet_jax.io.checkpoint import placement
 
     return jax.device_put(initializer(cfg)(), placement(compiled(cfg).sharding))
 
@@ -141,9 +141,9 @@ def compiled(cfg: Config) -> Programs:
 
     The programs see the config with every backend-dependent setting resolved here, once
     (`backends.resolve`); `cfg` itself, as config.json holds it, keeps `auto`."""
-    from planet_jax.planner import act
-    from planet_jax.state import create_train_state
-    from planet_jax.update import scan_updates
+    from planet_jax.agent.planner import act
+    from planet_jax.model.state import create_train_state
+    from planet_jax.model.update import scan_updates
 
     cfg = backends.resolve(cfg)
     sharding = agent_sharding(len(C.rows(cfg)))
