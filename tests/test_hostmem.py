@@ -45,7 +45,7 @@ def test_thp_mode_reads_the_bracketed_choice(tmp_path):
     assert hostmem.thp_mode(str(tmp_path / "missing")) is None
 
 
-SCRIPT = "import os; from planet_jax import hostmem; hostmem.reexec_with_huge_pages(); print(os.environ.get('GLIBC_TUNABLES'))"
+SCRIPT = "import os; from planet_jax.ops import hostmem; hostmem.reexec_with_huge_pages(); print(os.environ.get('GLIBC_TUNABLES'))"
 
 
 def _run(**env):
