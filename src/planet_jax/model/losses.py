@@ -19,7 +19,9 @@ d > 1 under stop-gradient:
   (1/D) * [clip(KL_{t,1}) + beta * sum_{d=2..D, t-d >= 0} clip(KL(sg(q_t) || p_{t|t-d}))]
 with clip(kl) = max(0, kl - free_nats), then the same mean over batch and time. All
 distances are computed at once: one `lax.scan` over d advances the predictions started
-from every posterior state of the chunk together.
+from every posterior state of the chunk together (`overshooting_kl`); `overshooting_kl_loop`
+is the same sum as a plain double loop over start times and distances, its readable
+definition.
 """
 
 from __future__ import annotations
@@ -88,6 +90,46 @@ def overshooting_kl(
 
     _, far = jax.lax.scan(step, posts, jnp.arange(1, D + 1))
     return (one_step + beta * far.sum(0)) / D
+
+
+def overshooting_kl_loop(
+    cell_params,
+    posts: rssm.State,
+    priors: rssm.State,
+    actions: jax.Array,
+    key: jax.Array,
+    *,
+    cfg: Config,
+    hyper: dict | None = None,
+) -> jax.Array:
+    """`overshooting_kl` as the paper's equation reads: a loop over start times t0 and
+    distances d, one prior step at a time. The readable definition, equal to the
+    vectorised form up to rounding (tested); Python loops, so for small T and D only.
+
+    The prior step at distance d draws its noise from `split(key, D)[d - 1]` for all starts
+    at once ([B, T, S]), as the vectorised form does, so both sample the same states.
+    """
+    h = hyper if hyper is not None else C.hyper_values(cfg)
+    D, beta, fn = cfg.loss.overshooting_distance, h["overshooting_kl_scale"], h["free_nats"]
+    if cfg.stoch_size == 0:
+        return jnp.zeros(actions.shape[:2], actions.dtype)
+    one_step = clipped_kl(rssm.kl_divergence(posts, priors), fn)
+    if D <= 1:
+        return one_step
+    batch, steps = actions.shape[:2]
+    target = jax.lax.stop_gradient(posts)
+    noise = [rssm.sample(jnp.zeros((batch, steps, cfg.stoch_size)), 1.0, k) for k in jax.random.split(key, D)]
+    far = jnp.zeros((batch, steps))
+    for t0 in range(steps):
+        state = jax.tree.map(lambda x, t0=t0: x[:, t0], posts)  # the posterior at t0: [B]
+        for d in range(1, min(D, steps - 1 - t0) + 1):
+            t = t0 + d  # p(s_t | s_t0, a_t0..t-1): one more prior step
+            deter, mean, std = rssm.prior_stats(cell_params, state, actions[:, t], cfg=cfg)
+            state = rssm.State(deter, mean + std * noise[d - 1][:, t0], mean, std)
+            if d >= 2:  # d = 1 is the one-step term
+                goal = jax.tree.map(lambda x, t=t: x[:, t], target)
+                far = far.at[:, t0].add(clipped_kl(rssm.kl_divergence(goal, state), fn))
+    return (one_step + beta * far) / D
 
 
 def world_model_loss(

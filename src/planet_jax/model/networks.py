@@ -150,82 +150,105 @@ class GRUCell(nn.Module):
         return (1.0 - u) * c + u * h
 
 
-class RSSMCell(nn.Module):
-    """The transition and posterior networks for the three model variants.
+class Cell(nn.Module):
+    """The transition and posterior networks of one model variant; one class per variant.
 
-    rssm: h_t = GRU(h_{t-1}, relu(dense([z_{t-1}, a_{t-1}])))
-          prior     p(z_t | h_t)      = N(head(relu(dense(h_t))))
-          posterior q(z_t | h_t, e_t) = N(head(relu(dense([h_t, e_t]))))
-    ssm:  prior     p(z_t | z_{t-1}, a_{t-1}) = N(head(relu(dense([z_{t-1}, a_{t-1}]))))
-          posterior q(z_t | prior, e_t)       = N(head(relu(dense([mean, std, e_t]))))
-          (the official code's SSM)
-    rnn:  h_t = GRU(h_{t-1}, relu(dense([a_{t-1}, e_t]))), with e_t = 0 when predicting
-          (the transition sees zeros in place of the observation, as in the official
-          code's transition templates); no stochastic state.
-    Heads output mean and std = softplus(.) + min_std.
+    transition(h_{t-1}, z_{t-1}, a_{t-1}, E) -> (h_t, prior mean, prior std)
+    filter(h_{t-1}, z_{t-1}, a_{t-1}, e_t)   -> (h_t, prior mean, prior std, post mean, post std)
+
+    Shapes [..., D], [..., S], [..., A], [..., E]. A variant without a deterministic path
+    (`ssm`) keeps D = 0, one without a stochastic state (`rnn`) S = 0: its arrays are empty,
+    so the functions of `rssm` serve every variant. Heads output mean and
+    std = softplus(.) + min_std.
     """
 
-    variant: str
     deter_size: int
     stoch_size: int
     hidden_size: int
     min_std: float
 
-    def setup(self):
-        if self.variant in ("rssm", "rnn"):
-            self.gru = GRUCell(self.deter_size)
-        self.transition_in = dense(self.hidden_size)
-        if self.variant == "rssm":
-            self.prior_hidden = dense(self.hidden_size)
-        if self.variant != "rnn":
-            self.posterior_hidden = dense(self.hidden_size)
-            self.prior_stats = dense(2 * self.stoch_size)
-            self.posterior_stats = dense(2 * self.stoch_size)
-
     def _stats(self, layer: nn.Dense, hidden: jax.Array) -> tuple[jax.Array, jax.Array]:
         mean, std = jnp.split(layer(hidden), 2, axis=-1)
         return mean, nn.softplus(std) + self.min_std
 
-    def transition(
-        self, deter: jax.Array, stoch: jax.Array, action: jax.Array, embed_size: int
-    ) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """Prior step: (h_{t-1}, z_{t-1}, a_{t-1}) -> (h_t, prior mean, prior std)."""
-        if self.variant == "rnn":
-            zeros = jnp.zeros((*action.shape[:-1], embed_size), action.dtype)
-            x = nn.relu(self.transition_in(jnp.concatenate([action, zeros], -1)))
-            deter = self.gru(x, deter)
-            empty = jnp.zeros((*action.shape[:-1], 0), action.dtype)
-            return deter, empty, empty
-        x = nn.relu(self.transition_in(jnp.concatenate([stoch, action], -1)))
-        if self.variant == "ssm":
-            mean, std = self._stats(self.prior_stats, x)
-            return deter, mean, std
-        deter = self.gru(x, deter)
-        mean, std = self._stats(self.prior_stats, nn.relu(self.prior_hidden(deter)))
-        return deter, mean, std
-
-    def posterior(
-        self, deter: jax.Array, prior_mean: jax.Array, prior_std: jax.Array, embed: jax.Array
-    ) -> tuple[jax.Array, jax.Array]:
-        """Posterior statistics from the prior step's outputs and the embedding e_t."""
-        if self.variant == "rssm":
-            x = nn.relu(self.posterior_hidden(jnp.concatenate([deter, embed], -1)))
-        else:
-            x = nn.relu(self.posterior_hidden(jnp.concatenate([prior_mean, prior_std, embed], -1)))
-        return self._stats(self.posterior_stats, x)
-
-    def rnn_posterior(self, deter: jax.Array, action: jax.Array, embed: jax.Array) -> jax.Array:
-        """The `rnn` variant's filtering step: h_t = GRU(h_{t-1}, relu(dense([a_{t-1}, e_t])))."""
-        x = nn.relu(self.transition_in(jnp.concatenate([action, embed], -1)))
-        return self.gru(x, deter)
-
     def __call__(self, deter, stoch, action, embed):
         # Used only to create every parameter at init.
-        if self.variant == "rnn":
-            self.transition(deter, stoch, action, embed.shape[-1])
-            return self.rnn_posterior(deter, action, embed)
-        deter, mean, std = self.transition(deter, stoch, action, embed.shape[-1])
-        return self.posterior(deter, mean, std, embed)
+        return self.filter(deter, stoch, action, embed)
+
+
+class RSSMCell(Cell):
+    """The paper's recurrent state-space model (eq. 4):
+
+    h_t = GRU(h_{t-1}, relu(dense([z_{t-1}, a_{t-1}])))
+    prior     p(z_t | h_t)      = N(head(relu(dense(h_t))))
+    posterior q(z_t | h_t, e_t) = N(head(relu(dense([h_t, e_t]))))
+    """
+
+    def setup(self):
+        self.gru = GRUCell(self.deter_size)
+        self.transition_in = dense(self.hidden_size)
+        self.prior_hidden = dense(self.hidden_size)
+        self.posterior_hidden = dense(self.hidden_size)
+        self.prior_stats = dense(2 * self.stoch_size)
+        self.posterior_stats = dense(2 * self.stoch_size)
+
+    def transition(self, deter, stoch, action, embed_size: int):
+        deter = self.gru(nn.relu(self.transition_in(jnp.concatenate([stoch, action], -1))), deter)
+        return deter, *self._stats(self.prior_stats, nn.relu(self.prior_hidden(deter)))
+
+    def filter(self, deter, stoch, action, embed):
+        deter, p_mean, p_std = self.transition(deter, stoch, action, embed.shape[-1])
+        x = nn.relu(self.posterior_hidden(jnp.concatenate([deter, embed], -1)))
+        return deter, p_mean, p_std, *self._stats(self.posterior_stats, x)
+
+
+class SSMCell(Cell):
+    """The purely stochastic state-space model (the official code's SSM; D = 0):
+
+    prior     p(z_t | z_{t-1}, a_{t-1}) = N(head(relu(dense([z_{t-1}, a_{t-1}]))))
+    posterior q(z_t | prior, e_t)       = N(head(relu(dense([mean, std, e_t]))))
+    """
+
+    def setup(self):
+        self.transition_in = dense(self.hidden_size)
+        self.posterior_hidden = dense(self.hidden_size)
+        self.prior_stats = dense(2 * self.stoch_size)
+        self.posterior_stats = dense(2 * self.stoch_size)
+
+    def transition(self, deter, stoch, action, embed_size: int):
+        x = nn.relu(self.transition_in(jnp.concatenate([stoch, action], -1)))
+        return deter, *self._stats(self.prior_stats, x)
+
+    def filter(self, deter, stoch, action, embed):
+        deter, p_mean, p_std = self.transition(deter, stoch, action, embed.shape[-1])
+        x = nn.relu(self.posterior_hidden(jnp.concatenate([p_mean, p_std, embed], -1)))
+        return deter, p_mean, p_std, *self._stats(self.posterior_stats, x)
+
+
+class RNNCell(Cell):
+    """The purely deterministic model (S = 0): h_t = GRU(h_{t-1}, relu(dense([a_{t-1}, e_t]))),
+    with e_t = 0 when predicting (the transition sees zeros in place of the observation, as
+    in the official code's transition templates). Its prior and posterior are empty, so the
+    KL term is zero."""
+
+    def setup(self):
+        self.gru = GRUCell(self.deter_size)
+        self.transition_in = dense(self.hidden_size)
+
+    def _step(self, deter, action, embed):
+        return self.gru(nn.relu(self.transition_in(jnp.concatenate([action, embed], -1))), deter)
+
+    def transition(self, deter, stoch, action, embed_size: int):
+        zeros = jnp.zeros((*action.shape[:-1], embed_size), action.dtype)
+        empty = jnp.zeros((*action.shape[:-1], 0), action.dtype)
+        return self._step(deter, action, zeros), empty, empty
+
+    def filter(self, deter, stoch, action, embed):
+        empty = jnp.zeros((*action.shape[:-1], 0), action.dtype)
+        return self._step(deter, action, embed), empty, empty, empty, empty
+
+
+CELLS: dict[str, type[Cell]] = {"rssm": RSSMCell, "ssm": SSMCell, "rnn": RNNCell}
 
 
 class Modules:
@@ -241,7 +264,7 @@ class Modules:
             self.encoder = MLP(m.state_units, m.state_layers, m.state_units)
             self.decoder = MLP(m.state_units, m.state_layers, cfg.obs_shape[0])
         self.reward = RewardHead(m.reward_units, m.reward_layers)
-        self.cell = RSSMCell(m.variant, cfg.deter_size, cfg.stoch_size, m.hidden_size, m.min_std)
+        self.cell = CELLS[m.variant](cfg.deter_size, cfg.stoch_size, m.hidden_size, m.min_std)
 
 
 @functools.partial(jax.jit, static_argnames="cfg")

@@ -87,14 +87,9 @@ def posterior_step(
     The prior shares h_t with the posterior; its z is not sampled (it is only compared
     through its statistics), so prior.stoch is the prior mean.
     """
-    cell = _cell(cfg)
-    if cfg.model.variant == "rnn":
-        # Deterministic: there is no distribution to compare, so the prior is the posterior.
-        deter = cell.apply({"params": params}, prev.deter, action, embed, method="rnn_posterior")
-        post = State(deter, prev.stoch, prev.mean, prev.std)
-        return post, post
-    deter, p_mean, p_std = prior_stats(params, prev, action, cfg=cfg)
-    q_mean, q_std = cell.apply({"params": params}, deter, p_mean, p_std, embed, method="posterior")
+    deter, p_mean, p_std, q_mean, q_std = _cell(cfg).apply(
+        {"params": params}, prev.deter, prev.stoch, action, embed, method="filter"
+    )
     post = State(deter, sample(q_mean, q_std, key), q_mean, q_std)
     return post, State(deter, p_mean, p_mean, p_std)
 
