@@ -51,7 +51,7 @@ def test_small_preset_keeps_the_objective_and_validates_for_every_task():
         assert cfg.train.chunk_length <= cfg.episode_length
     small, paper = C.preset("small"), C.preset("paper")
     assert (small.loss, small.optim, small.env) == (paper.loss, paper.optim, paper.env)
-    assert (small.train.batch_size, small.train.chunk_length, small.train.train_steps) == (16, 32, 50)
+    assert (small.train.batch_size, small.train.chunk_length, small.train.train_steps) == (8, 32, 100)
 
 
 def test_config_is_hashable_and_round_trips_through_json():
