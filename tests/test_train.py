@@ -335,6 +335,9 @@ def test_compiled_programs_are_cached_per_user_unless_turned_off(tmp_path):
     """The default cache directory is used when JAX_COMPILATION_CACHE_DIR is not set (the
     suite sets it for itself, so it is removed here)."""
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    # Every program is cached, however fast it compiled: by default JAX keeps only those that
+    # took over 1 s, so what the first process left would depend on the machine's speed.
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     args = [*TINY, "--episodes", "3", "--test-every", "3"]
     for flag, cache in (("--compile-cache", tmp_path / "on"), ("--no-compile-cache", tmp_path / "off")):
         out = _run_cli(
