@@ -40,7 +40,7 @@ def flags(settings: dict) -> list[str]:
 
 
 def run(args, extra: list[str]) -> int:
-    from planet_jax.config import TASKS
+    from planet_jax.io.tasks import PAPER_TASKS as TASKS
 
     tasks = list(TASKS) if args.task == "all" else [args.task]
     for task in tasks:
@@ -95,7 +95,7 @@ def summarise(runs: list[dict], milestones=MILESTONES) -> list[dict]:
 
 
 def markdown(rows: list[dict], milestones=MILESTONES) -> str:
-    from planet_jax.config import PAPER_SCORES_100, PAPER_SCORES_1000
+    from planet_jax.io.tasks import PAPER_SCORES_100, PAPER_SCORES_1000
 
     def cell(value):
         return "-" if value is None else f"{value[0]:.0f} +- {value[1]:.0f}"
@@ -126,7 +126,7 @@ def plot(runs: list[dict], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from planet_jax.config import PAPER_SCORES_100, PAPER_SCORES_1000
+    from planet_jax.io.tasks import PAPER_SCORES_100, PAPER_SCORES_1000
 
     cols = min(max(len(runs), 1), 4)
     rows = -(-max(len(runs), 1) // cols)

@@ -17,8 +17,8 @@ from planet_jax.ops import backends
 def test_choices_follow_each_backends_rules():
     cfg = tiny_config()
     assert backends.choices(cfg, "cpu") == dict(
-        backend="cpu", matmul_precision="float32", conv_impl="matmul", agent_axis="map", env_axis="map",
-        reward_pass="per_step", rollout_unroll=1,
+        backend="cpu", matmul_precision="float32", prng_impl="threefry2x32_unrolled", conv_impl="matmul",
+        agent_axis="map", env_axis="map", reward_pass="per_step", rollout_unroll=1,
     )  # fmt: skip
     gpu = backends.choices(cfg, "gpu")
     assert (gpu["conv_impl"], gpu["agent_axis"], gpu["env_axis"], gpu["reward_pass"]) == (
@@ -28,6 +28,7 @@ def test_choices_follow_each_backends_rules():
         "after",
     )
     assert gpu["rollout_unroll"] == cfg.planner.horizon and gpu["matmul_precision"] == "tensorfloat32"
+    assert gpu["prng_impl"] == "threefry2x32"
     assert backends.choices(cfg, "tpu")["conv_impl"] == "xla"
     # Explicit settings are kept on every backend.
     fixed = C.replace(cfg, env_axis="vmap", reward_pass="after", rollout_unroll=3, conv_impl="xla")

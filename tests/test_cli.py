@@ -100,3 +100,38 @@ def test_unknown_options_and_stray_values_are_one_sentence(capsys):
             train.parse_args(argv)
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and says in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    "command, argv, says",
+    [
+        ("evaluate", ["--episodes", "2"], "--logdir is required"),
+        ("evaluate", ["--logdir", "x", "--episodes", "0"], "--episodes must be an integer >= 1, got 0"),
+        ("evaluate", ["--logdir", "x", "--seed-index", "one"], "--seed-index expects an integer, got 'one'"),
+        ("evaluate", ["--logdir", "x", "--videos=1", "--wandb=yes"], "--wandb is a switch"),
+        ("bench", [], "case is required (one of envs, update"),
+        ("bench", ["plan"], "case must be one of envs, update"),
+        ("bench", ["update", "--batch", "16", "x"], "--batch expects an integer, got 'x'"),
+        ("bench", ["update", "--repeats", "0"], "--repeats must be an integer >= 1"),
+        ("bench", ["update", "--obs", "rgb"], "--obs must be one of pixels, state"),
+        ("bench", ["update", "stray"], "unexpected argument 'stray'"),
+    ],
+)
+def test_evaluate_and_bench_share_the_one_sentence_checks(command, argv, says, capsys):
+    import importlib
+
+    module = importlib.import_module(f"planet_jax.{command}")
+    with pytest.raises(SystemExit) as exit_:
+        module.parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and says in err and err.count("\n") == 1, err
+
+
+def test_evaluate_and_bench_parse_into_their_dataclasses():
+    from planet_jax import bench, evaluate
+
+    args = evaluate.parse_args(["--logdir", "runs/x", "--seed-index", "1", "--no-compile-cache"])
+    assert (args.logdir, args.seed_index, args.step, args.compile_cache) == ("runs/x", 1, None, False)
+    args = bench.parse_args(["planner", "--envs", "1", "4", "--set", "horizon=3", "--set", "reward_units=48"])
+    assert (args.case, args.envs, args.set) == ("planner", (1, 4), ("horizon=3", "reward_units=48"))
+    assert typing.get_args(bench.Case) == (*bench.CASES, "all")

@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 
 from planet_jax import config as C
+from planet_jax.io import tasks
 
 
 def test_paper_preset_matches_design():
@@ -27,7 +28,7 @@ def test_paper_preset_matches_design():
         1e-3,
         1e-4,
     )
-    repeats = {t: C.preset("paper", t).action_repeat for t in C.TASKS}
+    repeats = {t: C.preset("paper", t).action_repeat for t in tasks.PAPER_TASKS}
     assert repeats == {
         "cartpole-swingup": 8,
         "cartpole-balance": 8,
@@ -45,7 +46,7 @@ def test_paper_preset_follows_the_official_optimizer_and_precision():
 
 
 def test_small_preset_keeps_the_objective_and_validates_for_every_task():
-    for task in C.TASKS:
+    for task in tasks.PAPER_TASKS:
         cfg = C.validate(C.preset("small", task))
         assert cfg.env.obs == "pixels" and cfg.embed_size == 512  # cnn depth 16
         assert cfg.train.chunk_length <= cfg.episode_length

@@ -7,18 +7,19 @@ import numpy as np
 import pytest
 
 from planet_jax import config as C
+from planet_jax.io import tasks
 from planet_jax.io.envs import BatchEnv, ControlEnv, env_seed, make_batch_env
 
 
-@pytest.mark.parametrize("task", list(C.TASKS))
+@pytest.mark.parametrize("task", list(tasks.PAPER_TASKS))
 def test_every_task_gives_frames_and_actions(task):
     env = ControlEnv(task, seed=0, episode_steps=40)
-    assert env.action_size == C.ACTION_SIZES[task]
-    assert ControlEnv(task, seed=0, obs="state").obs_shape == (C.STATE_SIZES[task],)
+    assert env.action_size == tasks.PAPER_ACTION_SIZES[task]
+    assert ControlEnv(task, seed=0, obs="state").obs_shape == (tasks.PAPER_STATE_SIZES[task],)
     obs = env.reset()
     assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
     assert obs.std() > 0  # a real picture, not a blank buffer
-    assert env.action_repeat == C.TASKS[task][2]
+    assert env.action_repeat == tasks.PAPER_TASKS[task][2]
     obs, reward, done = env.step(np.zeros(env.action_size))
     assert obs.shape == (64, 64, 3) and isinstance(reward, float) and not done
 
@@ -140,7 +141,7 @@ def test_actions_are_clipped_and_repeated_as_on_the_raw_suite(task, steps):
     cut short when R does not divide `episode_steps` (21 = 10 x 2 + 1 for walker)."""
     from dm_control import suite
 
-    from planet_jax.config import TASKS
+    from planet_jax.io.tasks import PAPER_TASKS as TASKS
 
     domain, name, repeat = TASKS[task]
     env = ControlEnv(task, 3, obs="state", episode_steps=steps)

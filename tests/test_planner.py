@@ -205,7 +205,6 @@ def test_plan_returns_the_first_action_of_the_final_cem_mean(monkeypatch):
     """With a score whose optimum differs at every step, `plan` returns the first step's
     optimum; and it is exactly step 0 of a plain-loop CEM (no scan) on the same draws."""
     import planet_jax.agent.planner as planner
-    from planet_jax.ops import rng as prng
 
     cfg = C.validate(C.replace(tiny_config(), horizon=H, num_iterations=8, num_candidates=400, num_elites=40))
     target = np.random.default_rng(1).uniform(-0.8, 0.8, (H, cfg.action_size)).astype(np.float32)
@@ -225,7 +224,7 @@ def test_plan_returns_the_first_action_of_the_final_cem_mean(monkeypatch):
     mean, std = np.zeros((H, cfg.action_size), np.float32), np.ones((H, cfg.action_size), np.float32)
     for k in jax.random.split(key, p.num_iterations):
         k_sample, _ = jax.random.split(k)
-        noise = np.asarray(prng.normal(k_sample, (p.num_candidates, H, cfg.action_size), jnp.float32))
+        noise = np.asarray(jax.random.normal(k_sample, (p.num_candidates, H, cfg.action_size), jnp.float32))
         candidates = np.clip(mean + std * noise, -1.0, 1.0)
         returns = -np.sum((candidates - np.asarray(target)) ** 2, axis=(1, 2))
         elites = candidates[np.argsort(-returns, kind="stable")[: p.num_elites]]

@@ -46,18 +46,26 @@ def test_unrolled_hash_matches_a_plain_integer_reference_and_the_published_vecto
 @pytest.mark.parametrize("shape", SHAPES)
 def test_normal_uniform_and_bits_equal_jax_random_bit_for_bit(shape):
     for seed in (0, 1, 2**31 + 5):
-        key = jax.random.key(seed)
-        np.testing.assert_array_equal(jax.jit(rng.normal, static_argnums=1)(key, shape), jax.random.normal(key, shape))
+        key, ours = jax.random.key(seed), rng.key(seed)
+        normal = jax.jit(jax.random.normal, static_argnums=1)
+        np.testing.assert_array_equal(normal(ours, shape), jax.random.normal(key, shape))
         np.testing.assert_array_equal(
-            rng.uniform(key, shape, jnp.float32, -0.25, 0.5), jax.random.uniform(key, shape, jnp.float32, -0.25, 0.5)
+            jax.random.uniform(ours, shape, jnp.float32, -0.25, 0.5),
+            jax.random.uniform(key, shape, jnp.float32, -0.25, 0.5),
         )
+        np.testing.assert_array_equal(jax.random.bits(ours, shape), jax.random.bits(key, shape))
         np.testing.assert_array_equal(jax.random.bits(rng.fast(key), shape), jax.random.bits(key, shape))
 
 
 def test_other_dtypes_bit_widths_and_split_keys_are_unchanged():
     key = jax.random.fold_in(jax.random.key(4), 9)
-    np.testing.assert_array_equal(rng.normal(key, (64,), jnp.bfloat16), jax.random.normal(key, (64,), jnp.bfloat16))
-    np.testing.assert_array_equal(rng.normal(key, (3, 4), jnp.float16), jax.random.normal(key, (3, 4), jnp.float16))
+    ours = jax.random.fold_in(rng.key(4), 9)
+    np.testing.assert_array_equal(
+        jax.random.normal(ours, (64,), jnp.bfloat16), jax.random.normal(key, (64,), jnp.bfloat16)
+    )
+    np.testing.assert_array_equal(
+        jax.random.normal(ours, (3, 4), jnp.float16), jax.random.normal(key, (3, 4), jnp.float16)
+    )
     for dtype in (jnp.uint8, jnp.uint16, jnp.uint64) if jax.config.jax_enable_x64 else (jnp.uint8, jnp.uint16):
         np.testing.assert_array_equal(jax.random.bits(rng.fast(key), (9,), dtype), jax.random.bits(key, (9,), dtype))
     # Keys derived from a fast key are the same keys.
@@ -69,7 +77,7 @@ def test_other_dtypes_bit_widths_and_split_keys_are_unchanged():
 
 def test_vmapped_keys_draw_what_each_key_draws():
     keys = jax.random.split(jax.random.key(11), 4)
-    got = jax.vmap(lambda k: rng.normal(k, (6, 3)))(keys)
+    got = jax.vmap(lambda k: jax.random.normal(k, (6, 3)))(jax.random.split(rng.key(11), 4))
     for k, row in zip(keys, got):
         np.testing.assert_array_equal(row, jax.random.normal(k, (6, 3)))
 
@@ -79,7 +87,6 @@ def test_other_keys_are_left_alone():
     assert rng.fast(legacy) is legacy
     rbg = jax.random.key(0, impl="rbg")
     assert rng.fast(rbg) is rbg
-    np.testing.assert_array_equal(rng.normal(rbg, (4,)), jax.random.normal(rbg, (4,)))
 
 
 @pytest.mark.compiled_text
@@ -87,27 +94,44 @@ def test_on_cpu_the_draw_has_no_loop():
     """The point of the module: JAX's CPU lowering of the hash is a while loop, ours is not."""
     if jax.default_backend() != "cpu":
         pytest.skip("the rolled lowering is JAX's CPU lowering")
-    key = jax.random.key(0)
-    ours = jax.jit(lambda k: rng.normal(k, (100, 30))).lower(key).as_text()
-    theirs = jax.jit(lambda k: jax.random.normal(k, (100, 30))).lower(key).as_text()
+    draw = jax.jit(lambda k: jax.random.normal(k, (100, 30)))
+    ours = draw.lower(rng.key(0)).as_text()
+    theirs = draw.lower(jax.random.key(0)).as_text()
     assert "stablehlo.while" in theirs
     assert "stablehlo.while" not in ours
 
 
 def test_init_params_equals_flax_init_with_jax_random_bit_for_bit():
-    # `networks.init_params` is compiled and draws through `rng.fast`. The reference is the
-    # same function run op by op with `rng.fast` as the identity: Flax's own `init` drawing
-    # from jax.random's own Threefry.
+    # `networks.init_params` is compiled and draws with `rng.key`'s hash (`rng.fast` re-wraps
+    # any other Threefry key). The reference is the same function run op by op with
+    # `rng.fast` as the identity: Flax's own `init` drawing from jax.random's own Threefry.
     from unittest import mock
 
     from helpers import tiny_config
     from planet_jax.model.networks import init_params
 
     cfg = tiny_config()  # (state observations: op by op, a pixel model takes 40 s here)
-    key = jax.random.key(5)
-    got = init_params(key, cfg)
+    got = init_params(rng.key(5), cfg)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(init_params(jax.random.key(5), cfg)))
+    )
     with mock.patch.object(rng, "fast", lambda k: k):
-        want = init_params.__wrapped__(key, cfg)
+        want = init_params.__wrapped__(jax.random.key(5), cfg)
     assert jax.tree.structure(got) == jax.tree.structure(want)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         assert a.dtype == b.dtype and np.array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32))
+
+
+def test_keys_are_made_with_the_backends_implementation_and_restored_with_it():
+    from helpers import tiny_config
+    from planet_jax.ops import backends
+
+    unrolled = backends.prng_impl() == "threefry2x32_unrolled"
+    assert unrolled == (jax.default_backend() == "cpu")
+    key = rng.key(3)
+    assert (jax.random.key_impl(key) == jax.random.key_impl(jax.random.key(3, impl=rng.UNROLLED))) == unrolled
+    # Split, folded and restored keys keep it; the restored key is the same key.
+    for derived in (jax.random.split(key)[1], jax.random.fold_in(key, 2), rng.wrap(jax.random.key_data(key))):
+        assert jax.random.key_impl(derived) == jax.random.key_impl(key)
+    np.testing.assert_array_equal(jax.random.key_data(rng.wrap(jax.random.key_data(key))), jax.random.key_data(key))
+    assert backends.choices(tiny_config())["prng_impl"] == backends.prng_impl()

@@ -11,6 +11,7 @@ import pytest
 
 from helpers import TIMING_KEYS, tiny_run
 from planet_jax import config as C
+from planet_jax import sweeps
 from planet_jax.io.logger import MetricsLog
 
 TINY = tiny_run(episodes=3, test_every=2, test_episodes=2)
@@ -75,7 +76,7 @@ OTHER_SWEEPABLE = {
 
 @pytest.mark.slow
 def test_every_other_sweepable_field_reaches_the_computation(tmp_path):
-    assert set(OTHER_SWEEPABLE) == set(C.SWEEPABLE) - {"learning_rate"}
+    assert set(OTHER_SWEEPABLE) == set(sweeps.SWEEPABLE) - {"learning_rate"}
     common = ("--overshooting-distance", "3")  # so that overshooting_kl_scale counts
     swept = _run(tmp_path / "sweep", *common, "--sweep", *(f"{k}={v}" for k, v in OTHER_SWEEPABLE.items()))
     flags = [x for k, v in OTHER_SWEEPABLE.items() for x in (f"--{k.replace('_', '-')}", v)]
@@ -133,11 +134,11 @@ def test_sweep_rows_json_and_evaluating_one_row(tmp_path):
 
 def test_sweep_rows_and_validation():
     cfg = C.replace(C.preset("debug"), sweep=("learning_rate=1e-3,3e-4", "free_nats=2,3"), num_seeds=2)
-    rows = C.rows(C.validate(cfg))
+    rows = sweeps.rows(C.validate(cfg))
     assert len(rows) == 8
-    assert rows[0] == (0, {**C.hyper_values(cfg), "learning_rate": 1e-3, "free_nats": 2.0})
-    assert rows[7] == (1, {**C.hyper_values(cfg), "learning_rate": 3e-4, "free_nats": 3.0})
-    assert C.row_name(cfg, 5) == "learning_rate=0.0003,free_nats=2-seed-1"
+    assert rows[0] == (0, {**sweeps.hyper_values(cfg), "learning_rate": 1e-3, "free_nats": 2.0})
+    assert rows[7] == (1, {**sweeps.hyper_values(cfg), "learning_rate": 3e-4, "free_nats": 3.0})
+    assert sweeps.row_name(cfg, 5) == "learning_rate=0.0003,free_nats=2-seed-1"
     with pytest.raises(C.ConfigError, match="NAME one of learning_rate"):
         C.validate(C.replace(cfg, sweep=("horizon=3,4",)))
     with pytest.raises(C.ConfigError, match="sweep values of free_nats must be numbers"):

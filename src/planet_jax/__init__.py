@@ -2,7 +2,8 @@
 
 Subpackages in reading order (each module one concern):
 
-  config       the settings: schema, presets, sweeps (`planet_jax.config`)
+  config       the settings: schema, presets, validation (`planet_jax.config`);
+               `sweeps` (the agents of a run as rows), `cli` (the commands' flags)
   model/       the world model: `networks` (Flax modules), `rssm` (pure RSSM steps and
                rollouts), `losses` (the ELBO, latent overshooting), `preprocess` (5-bit
                frames), `state` and `update` (the training state and one jitted update)

@@ -21,15 +21,14 @@ per measured case, with the keys of `Record` (and the settings measured).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from planet_jax.ops import hostmem  # standard library only
 
@@ -37,8 +36,9 @@ if __name__ == "__main__":  # before JAX loads: see planet_jax.ops.hostmem
     hostmem.reexec_with_huge_pages()
 
 import numpy as np
+import tyro
 
-from planet_jax.config import PRESETS  # standard library only
+from planet_jax import cli  # standard library only
 from planet_jax.io.logger import write_json  # numpy only
 
 
@@ -137,8 +137,8 @@ def _matmul_cases(size: int):
 class MatmulRate:
     """The device's float32 matmul rate, read again after every measured case.
 
-    A shared machine's speed drifts: on the 2-core EPYC VM the same 2048^2 matmul read 102
-    to 144 GFLOP/s within one hour. So a case is compared with the mean of the readings
+    A shared machine's speed drifts (on a 2-core VM the same 2048^2 matmul read up to 1.4x
+    apart within one hour), so a case is compared with the mean of the readings
     taken just before and just after its own timing (`around_case`), not with one reading
     from the start of a run that may last many minutes.
     """
@@ -285,7 +285,7 @@ def bench_update(args) -> list[Record]:
     from planet_jax import config as C
     from planet_jax.model.state import create_train_state
     from planet_jax.model.update import update
-    from planet_jax.ops import backends
+    from planet_jax.ops import backends, rng
 
     base = _bench_config(args)
     device = device_name()
@@ -295,7 +295,7 @@ def bench_update(args) -> list[Record]:
         cfg = C.validate(C.replace(base, batch_size=batch))
         length = cfg.train.chunk_length
         batches = jax.device_put(_random_batch(cfg, (1, batch, length), np.random.default_rng(0)))
-        holder = [create_train_state(jax.random.key(0), cfg=cfg)]
+        holder = [create_train_state(rng.key(0), cfg=cfg)]
 
         def run(holder=holder, batches=batches, cfg=cfg):
             holder[0], metrics = update(holder[0], batches, cfg=cfg)
@@ -340,16 +340,17 @@ def bench_planner(args) -> list[Record]:
     from planet_jax.agent.planner import act_jit, env_mode, reward_pass, unroll_steps
     from planet_jax.model import rssm
     from planet_jax.model.networks import init_params
+    from planet_jax.ops import rng
 
     cfg = _bench_config(args)
-    params = init_params(jax.random.key(0), cfg)
+    params = init_params(rng.key(0), cfg)
     device = device_name()
     rate = MatmulRate(args.matmul_size)
     counts = sorted({1, *(args.envs or [4])})
     runs, first_call_s = {}, {}
     for n in counts:
         obs = jax.device_put(_random_obs(cfg, (n,), np.random.default_rng(0)))
-        holder = [rssm.initial((n,), cfg), jax.numpy.zeros((n, cfg.action_size)), jax.random.key(1)]
+        holder = [rssm.initial((n,), cfg), jax.numpy.zeros((n, cfg.action_size)), rng.key(1)]
 
         def run(holder=holder, obs=obs):
             belief, prev, key = holder
@@ -465,6 +466,7 @@ def bench_sweep(args) -> list[Record]:
     from planet_jax.agent import programs
     from planet_jax.agent.acting import fold_in_keys
     from planet_jax.model import rssm
+    from planet_jax.ops import rng
 
     device = device_name()
     rate = MatmulRate(args.matmul_size)
@@ -476,8 +478,8 @@ def bench_sweep(args) -> list[Record]:
         update_fn, act_fn, sharding = compiled.update, compiled.act_explore, compiled.sharding
         put = functools.partial(jax.device_put, device=sharding)  # (None: the default device)
         t, k = cfg.train, cfg.train.updates_per_call
-        rng = np.random.default_rng(0)
-        batches = put(_random_batch(cfg, (n, k, t.batch_size, t.chunk_length), rng))
+        gen = np.random.default_rng(0)
+        batches = put(_random_batch(cfg, (n, k, t.batch_size, t.chunk_length), gen))
         holder = [programs.initializer(cfg)()]  # (already on the agents' devices)
 
         def run_update(holder=holder, batches=batches, update_fn=update_fn):
@@ -487,9 +489,9 @@ def bench_sweep(args) -> list[Record]:
         compile_update, times = time_calls(run_update, warmup=1, repeats=args.repeats)
         per_update = [x / k for x in times]
         params, noise = holder[0].params, holder[0].hyper["exploration_noise"]
-        obs = put(_random_obs(cfg, (n, 1), rng))
+        obs = put(_random_obs(cfg, (n, 1), gen))
         acting = [put(rssm.initial((n, 1), cfg)), put(np.zeros((n, 1, cfg.action_size), np.float32)), 0]
-        keys = put(jax.random.split(jax.random.key(1), n))
+        keys = put(jax.random.split(rng.key(1), n))
 
         def run_act(acting=acting, params=params, noise=noise, obs=obs, keys=keys, act_fn=act_fn):
             belief, prev, step = acting
@@ -765,7 +767,7 @@ def _print(records: list[Record]) -> None:
         print(f"device: {records[0].device}")
 
 
-CASES: dict[str, Callable[[argparse.Namespace], list[Record]]] = {
+CASES: dict[str, Callable[[BenchArgs], list[Record]]] = {
     "envs": bench_envs,
     "update": bench_update,
     "planner": bench_planner,
@@ -776,50 +778,63 @@ CASES: dict[str, Callable[[argparse.Namespace], list[Record]]] = {
 }
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m planet_jax.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("case", choices=[*CASES, "all"], help="what to measure")
-    parser.add_argument("--preset", default="paper", choices=PRESETS)
-    parser.add_argument("--task", default="cheetah-run")
-    parser.add_argument("--obs", default=None, choices=["pixels", "state"], help="override the preset's observations")
-    parser.add_argument("--json", default=None, help="write the records to this file")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument(
-        "--matmul-size",
-        type=int,
-        default=None,
-        help="side of the square float32 matmul whose rate each case is read against (default 2048 on CPU, 8192 else)",
-    )
-    parser.add_argument("--steps", type=int, default=50, help="env steps per repeat (envs)")
-    parser.add_argument("--envs", type=int, nargs="*", default=None, help="batch sizes of environments")
-    parser.add_argument(
-        "--env-workers", type=int, nargs="*", default=[], help="envs: also step in this many worker processes"
-    )
-    parser.add_argument("--batch", type=int, nargs="*", default=None, help="batch sizes B of the update")
-    parser.add_argument("--seeds", type=int, nargs="*", default=None, help="agent counts N (sweep; default 1 2 4 8)")
-    parser.add_argument(
-        "--long-repeats", type=int, default=2, help="timed episodes / cycles after the first (default 2)"
-    )
-    parser.add_argument("--train-steps", type=int, default=None, help="override C, updates per cycle (cycle, sweep)")
-    parser.add_argument("--updates-per-call", type=int, default=None, help="override updates per compiled call")
-    parser.add_argument("--episode-steps", type=int, default=None, help="override simulator steps per episode")
-    parser.add_argument("--stored", type=int, default=200, help="replay: synthetic episodes stored (default 200)")
-    parser.add_argument(
-        "--stored-in-memory",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="replay: also measure the same episodes held in memory (needs their size in RAM)",
-    )
-    parser.add_argument("--replay-dir", default=None, help="replay: where to write the store (default: $TMPDIR)")
-    parser.add_argument("--agent-axis", default=None, choices=["auto", "vmap", "map"], help="override (sweep)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override any config field, e.g. --set reward_units=200 (repeatable; recorded as 'overrides')",
-    )
-    return parser.parse_args(argv)
+Case = Literal["envs", "update", "planner", "sweep", "episode", "cycle", "replay", "all"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchArgs:
+    """Benchmarks: `python -m planet_jax.bench CASE --preset paper [--json FILE]`."""
+
+    case: tyro.conf.Positional[Case]
+    """What to measure (`all`: every case in turn)."""
+    preset: Literal["paper", "small", "debug"] = "paper"
+    """Config preset the cases start from."""
+    task: str = "cheetah-run"
+    """Task (its action and observation sizes, and the simulator for envs / episode / cycle)."""
+    obs: Literal["pixels", "state"] | None = None
+    """Override the preset's observations."""
+    json: str | None = None
+    """Write the records to this file."""
+    repeats: int = 5
+    """Timed calls per case after the first (which compiles)."""
+    matmul_size: int | None = None
+    """Side of the square float32 matmul whose rate each case is read against (default 2048 on CPU, 8192 else)."""
+    steps: int = 50
+    """Env steps per repeat (envs)."""
+    envs: tuple[int, ...] | None = None
+    """Batch sizes of environments (envs, planner)."""
+    env_workers: tuple[int, ...] = ()
+    """envs: also step in this many worker processes."""
+    batch: tuple[int, ...] | None = None
+    """Batch sizes B of the update."""
+    seeds: tuple[int, ...] | None = None
+    """Agent counts N (sweep; default 1 2 4 8)."""
+    long_repeats: int = 2
+    """Timed episodes / cycles after the first."""
+    train_steps: int | None = None
+    """Override C, updates per cycle (cycle, sweep)."""
+    updates_per_call: int | None = None
+    """Override updates per compiled call."""
+    episode_steps: int | None = None
+    """Override simulator steps per episode."""
+    stored: int = 200
+    """replay: synthetic episodes stored."""
+    stored_in_memory: bool = True
+    """replay: also measure the same episodes held in memory (needs their size in RAM)."""
+    replay_dir: str | None = None
+    """replay: where to write the store (default: $TMPDIR)."""
+    agent_axis: Literal["auto", "vmap", "map"] | None = None
+    """Override agent_axis (sweep)."""
+    set: tyro.conf.UseAppendAction[tuple[str, ...]] = ()
+    """Override any config field, NAME=VALUE, e.g. --set reward_units=200 (repeatable; recorded as 'overrides')."""
+
+
+_BOUNDS = {"repeats": 1, "matmul_size": 1, "steps": 1, "envs": 1, "env_workers": 1, "batch": 1, "seeds": 1,
+           "long_repeats": 1, "train_steps": 1, "updates_per_call": 1, "episode_steps": 1, "stored": 1}  # fmt: skip
+
+
+def parse_args(argv: Sequence[str] | None = None) -> BenchArgs:
+    return cli.parse(BenchArgs, argv, prog="python -m planet_jax.bench", bounds=_BOUNDS, positional=[("case", Case)])
 
 
 def main(argv=None) -> int:

@@ -15,68 +15,40 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from planet_jax.io import tasks as _tasks
-from planet_jax.io.tasks import PAPER_ACTION_SIZES, PAPER_STATE_SIZES, PAPER_TASKS
-
-# The paper's seven tasks (name -> (domain, task, action repeat)) and their sizes; any other
-# Control Suite, Gymnasium or registered task is resolved by `planet_jax.io.tasks`.
-TASKS = PAPER_TASKS
-ACTION_SIZES = PAPER_ACTION_SIZES
-STATE_SIZES = PAPER_STATE_SIZES
-
-# Published PlaNet test returns (camera-ready Table 1, 1000 episodes) and at about 100
-# episodes (100k environment steps, as reported in later papers). cartpole-balance has
-# no published number.
-PAPER_SCORES_1000: dict[str, float] = {
-    "cartpole-swingup": 821.0,
-    "reacher-easy": 832.0,
-    "cheetah-run": 662.0,
-    "finger-spin": 700.0,
-    "cup-catch": 930.0,
-    "walker-walk": 951.0,
-}
-PAPER_SCORES_100: dict[str, float] = {
-    "cartpole-swingup": 297.0,
-    "reacher-easy": 20.0,
-    "cheetah-run": 138.0,
-    "finger-spin": 136.0,
-    "walker-walk": 224.0,
-    "cup-catch": 0.0,
-}
 
 PRESETS = ("paper", "small", "debug")
-
-# Fields that a sweep may vary inside one compiled program: they set no array shape, so
-# they travel as per-row arrays (in `TrainState.hyper`) instead of static config.
-SWEEPABLE = (
-    "learning_rate",
-    "adam_eps",
-    "grad_clip",
-    "free_nats",
-    "image_scale",
-    "reward_scale",
-    "kl_scale",
-    "overshooting_kl_scale",
-    "exploration_noise",
-)
 
 
 class ConfigError(ValueError):
     """An invalid configuration value; the message is one sentence naming the field."""
 
 
+def may_be_zero(default: float) -> Any:
+    """A numeric field whose range includes 0; every other int and float field must be
+    positive (`validate`)."""
+    return field(default=default, metadata={"may_be_zero": True})
+
+
+class _Group:
+    def check(self) -> None:
+        """The rules across this group's fields, beyond each field's own type and range
+        (`validate`); raises `ConfigError`."""
+
+
 @dataclass(frozen=True)
-class EnvConfig:
+class EnvConfig(_Group):
     """The control-suite environment."""
 
     task: str = "cheetah-run"
     """A Control Suite task as DOMAIN-TASK (the paper's seven, or any other: hopper-hop, ...), gym:ENV_ID for a Gymnasium environment with continuous actions, or a name registered with planet_jax.io.envs.register."""
     obs: Literal["pixels", "state"] = "pixels"
     """`pixels`: 64x64x3 uint8 frames from camera 0; `state`: the flattened dm_control observation."""
-    action_repeat: int = 0
+    action_repeat: int = may_be_zero(0)
     """Simulator steps per agent step; 0 selects the task's default (the paper's for its seven tasks, 2 for any other)."""
     episode_steps: int = 1000
     """Simulator steps per episode (the suite's 1000 in the paper)."""
@@ -86,16 +58,33 @@ class EnvConfig:
     """Bit depth that frames are quantised to before the model sees them."""
     envs_per_seed: int = 1
     """Environments stepped together for each seed during data collection."""
-    camera: int = 0
+    camera: int = may_be_zero(0)
     """Control Suite camera the frames are rendered from (0 as in the paper; quadruped: 2, see README)."""
-    env_workers: int = 0
-    """Worker processes that step (and render) the environments of a batch concurrently; 0 steps them in this process. The results are the same either way."""
+    env_workers: int = may_be_zero(0)
+    """Worker processes that step and render the environments of a batch concurrently (0: this process), with the same results either way."""
     env_module: str = ""
     """Python module imported before the task is looked up, for tasks it registers with planet_jax.io.envs.register."""
 
+    def check(self) -> None:
+        try:
+            _tasks.import_env_module(self.env_module)
+        except _tasks.TaskError as exc:
+            raise ConfigError(str(exc)) from None
+        found = _tasks.check(self.task)
+        if self.obs == "state" and not found.state_size:
+            raise ConfigError(f"task {self.task!r} has no flat state observation: use --obs pixels.")
+        if self.obs == "pixels" and not found.pixels:
+            raise ConfigError(f"task {self.task!r} does not render frames: use --obs state.")
+        if self.episode_steps > 1000:
+            raise ConfigError(f"episode_steps must be at most 1000 (the suite's episode), got {self.episode_steps}.")
+        if self.obs == "pixels" and self.image_size != 64:
+            raise ConfigError(f"image_size must be 64 for the convolutional model, got {self.image_size}.")
+        if self.image_bits > 8:
+            raise ConfigError(f"image_bits must be between 1 and 8, got {self.image_bits}.")
+
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Group):
     """The world model: RSSM, encoder, decoder and reward head."""
 
     variant: Literal["rssm", "ssm", "rnn"] = "rssm"
@@ -108,42 +97,42 @@ class ModelConfig:
     """Units of the dense layers around the GRU and in the prior and posterior heads."""
     cnn_depth: int = 32
     """Channel multiplier of the conv encoder (32, 64, 128, 256) and deconv decoder; the pixel embedding has 32 * cnn_depth units."""
-    state_layers: int = 2
+    state_layers: int = may_be_zero(2)
     """Hidden layers of the MLP encoder and decoder used for `obs=state`."""
     state_units: int = 300
     """Units of the MLP encoder and decoder used for `obs=state`; also its embedding size."""
-    reward_layers: int = 3
+    reward_layers: int = may_be_zero(3)
     """Hidden layers of the reward MLP."""
     reward_units: int = 300
     """Units per hidden layer of the reward MLP."""
-    min_std: float = 0.1
+    min_std: float = may_be_zero(0.1)
     """Floor added to the softplus standard deviation of the prior and posterior."""
     matmul_precision: Literal["default", "float32", "tensorfloat32", "bfloat16"] = "default"
-    """Precision of the float32 matrix products and convolutions in the update and the planner: `default` (the backend's fastest: float32 on CPUs, TensorFloat-32 on NVIDIA GPUs since Ampere, one bfloat16 pass on TPUs), `float32` (full float32, as the official code ran on a V100), `tensorfloat32`, `bfloat16`. Runs and benchmarks record what it resolved to."""
+    """Precision of the float32 matrix products and convolutions: `default` (the backend's fastest: float32 on CPU, TensorFloat-32 on NVIDIA GPUs since Ampere, one bfloat16 pass on TPU), `float32` (as the official code ran on a V100), `tensorfloat32` or `bfloat16`; runs and benchmarks record what it resolved to."""
     conv_impl: Literal["auto", "matmul", "xla"] = "auto"
-    """How convolutions run: `matmul` (the exact matmul and stride-1 forms of `convs.py`; called `cpu` before 2026-12-02, which still loads), `xla` (lax convolutions), `auto`: `matmul` on CPU and GPU (faster on both), `xla` on TPU (experiments/results/README.md#backend-defaults)."""
+    """How convolutions run: `matmul` (the exact matmul and stride-1 forms of ops/convs.py, once called `cpu`, which still loads), `xla` (lax convolutions), or `auto` (matmul on CPU and GPU, xla on TPU: experiments/results/README.md#backend-defaults)."""
 
 
 @dataclass(frozen=True)
-class LossConfig:
+class LossConfig(_Group):
     """The variational objective."""
 
-    free_nats: float = 3.0
+    free_nats: float = may_be_zero(3.0)
     """Per-step KL below this many nats is not penalised."""
-    image_scale: float = 1.0
+    image_scale: float = may_be_zero(1.0)
     """Weight of the image log-likelihood."""
-    reward_scale: float = 10.0
+    reward_scale: float = may_be_zero(10.0)
     """Weight of the reward log-likelihood."""
-    kl_scale: float = 1.0
+    kl_scale: float = may_be_zero(1.0)
     """Weight of the KL term."""
-    overshooting_distance: int = 0
+    overshooting_distance: int = may_be_zero(0)
     """Latent overshooting distance D; 0 or 1 keeps only the one-step KL (the final agent's default)."""
-    overshooting_kl_scale: float = 1.0
+    overshooting_kl_scale: float = may_be_zero(1.0)
     """Weight beta of the KL terms for distances d > 1 (d = 1 has weight 1)."""
 
 
 @dataclass(frozen=True)
-class OptimConfig:
+class OptimConfig(_Group):
     """Adam with global-norm gradient clipping."""
 
     learning_rate: float = 1e-3
@@ -151,13 +140,13 @@ class OptimConfig:
     adam_eps: float = 1e-4
     """Adam epsilon."""
     adam_form: Literal["tf1", "optax"] = "tf1"
-    """Where Adam adds eps: `tf1` before the bias correction, as TF1's `tf.train.AdamOptimizer` in the official code (in bias-corrected terms eps / sqrt(1 - b2^t): 32x eps at the first update, within 1% of it after about 3900); `optax` after it (`optax.adam`)."""
-    grad_clip: float = 1000.0
+    """Where Adam adds eps: `tf1` before the bias correction, as TF1's AdamOptimizer in the official code (32x eps at the first update in bias-corrected terms, within 1% after about 3900), or `optax` after it (`optax.adam`)."""
+    grad_clip: float = may_be_zero(1000.0)
     """Global gradient norm above which gradients are rescaled."""
 
 
 @dataclass(frozen=True)
-class PlannerConfig:
+class PlannerConfig(_Group):
     """The cross-entropy method in latent space."""
 
     horizon: int = 12
@@ -168,21 +157,27 @@ class PlannerConfig:
     """Candidate action sequences J per iteration."""
     num_elites: int = 100
     """Top K candidates that the action distribution is refitted to."""
-    exploration_noise: float = 0.3
+    exploration_noise: float = may_be_zero(0.3)
     """Std of Gaussian noise added to actions during data collection (never in tests)."""
     env_axis: Literal["auto", "vmap", "map"] = "auto"
     """How the searches of several environments run: `vmap` (one batched search), `map` (one after another, each search's candidates in the CPU's cache), `auto`: map on CPU, vmap elsewhere (experiments/results/README.md#backend-defaults)."""
     reward_pass: Literal["auto", "per_step", "after"] = "auto"
     """Where the search applies the reward head: `per_step` inside the rollout, `after` once over all steps' features (a shorter chain of kernels), `auto`: per_step on CPU, after elsewhere, the faster on each (experiments/results/README.md#backend-defaults)."""
-    rollout_unroll: int = 0
+    rollout_unroll: int = may_be_zero(0)
     """Horizon steps per loop iteration of the candidates' rollout (`lax.scan(unroll=...)`); 0 = auto: fully unrolled on GPU/TPU, a loop on CPU, the faster on each (experiments/results/README.md#backend-defaults)."""
+
+    def check(self) -> None:
+        if self.num_elites > self.num_candidates:
+            raise ConfigError(
+                f"num_elites must be at most num_candidates ({self.num_candidates}), got {self.num_elites}."
+            )
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Group):
     """The training loop."""
 
-    seed: int = 0
+    seed: int = may_be_zero(0)
     """Seed of the first agent; agent i of a sweep uses seed + i."""
     num_seeds: int = 1
     """Independent agents trained at once along a leading vmapped axis."""
@@ -211,11 +206,21 @@ class TrainConfig:
     agent_axis: Literal["auto", "vmap", "map"] = "auto"
     """How seeds and sweep rows run: `vmap` (batched: fast on GPU/TPU), `map` (one after another: bit-identical to single runs), `auto`: map on CPU, vmap elsewhere."""
     sweep: tuple[str, ...] = ()
-    """Hyperparameter sweep, e.g. ('learning_rate=1e-3,3e-4', 'free_nats=2,3'): every combination x every seed trains in one program."""
+    """Hyperparameter sweep, e.g. ('learning_rate=1e-3,3e-4', 'free_nats=2,3'): every combination x every seed trains in one program (rows: planet_jax.sweeps)."""
     replay_from: str = ""
     """Train on the episodes of another run (its directory, or one agent's replay directory), read-only; training starts at once, without random seed episodes."""
     collect: bool = True
     """Collect new episodes with the planner; false (with replay_from) trains on that replay alone, one cycle of C updates per "episode"."""
+
+    def check(self) -> None:
+        if self.seed_episodes > self.episodes:
+            raise ConfigError(f"seed_episodes must be at most episodes ({self.episodes}), got {self.seed_episodes}.")
+        if not self.collect and not self.replay_from:
+            raise ConfigError("collect=false needs replay_from: without collecting there is nothing to train on.")
+        if self.train_steps % self.updates_per_call:
+            raise ConfigError(
+                f"updates_per_call must divide train_steps ({self.train_steps}), got {self.updates_per_call}."
+            )
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,20 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def check(self) -> None:
+        """The rules across groups: chunks fit in an episode, overshooting in a chunk."""
+        t = self.train
+        if t.chunk_length > self.episode_length:
+            raise ConfigError(
+                f"chunk_length must be at most the episode length ({self.episode_length} agent steps), "
+                f"got {t.chunk_length}."
+            )
+        if self.loss.overshooting_distance > t.chunk_length:
+            raise ConfigError(
+                f"overshooting_distance must be at most chunk_length ({t.chunk_length}), "
+                f"got {self.loss.overshooting_distance}."
+            )
 
     # Derived values, so that callers never recompute them differently.
     @property
@@ -460,149 +479,58 @@ def diff(old: Config, new: Config) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------
-# Sweeps.
+# Validation: each field's type, choices (its Literal) and range (positive, or
+# `may_be_zero`), then the rules across fields of each group (`check`), then across groups.
 
 
-def hyper_values(cfg: Config) -> dict[str, float]:
-    """The sweepable fields' values in `cfg`."""
-    paths = field_paths(cfg)
-    return {name: float(getattr(getattr(cfg, paths[name][0]), name)) for name in SWEEPABLE}
+def zero_allowed(name: str) -> bool:
+    """Whether the numeric leaf field `name` may be zero (`may_be_zero`); others must be positive."""
+    group, _ = field_paths()[name]
+    return any(f.name == name and f.metadata.get("may_be_zero") for f in dataclasses.fields(getattr(Config(), group)))
 
 
-def sweep_combos(cfg: Config) -> list[dict[str, float]]:
-    """Every combination of the sweep's values (one empty dict without a sweep), in order."""
-    combos: list[dict[str, float]] = [{}]
-    for entry in cfg.train.sweep:
-        name, _, values = entry.partition("=")
-        name = name.strip().replace("-", "_")
-        if name not in SWEEPABLE or not values:
-            raise ConfigError(
-                f"sweep entries are NAME=V1,V2,... with NAME one of {', '.join(SWEEPABLE)}; got {entry!r}."
-            )
-        try:
-            parsed = [float(v) for v in values.split(",")]
-        except ValueError:
-            raise ConfigError(f"sweep values of {name} must be numbers, got {values!r}.") from None
-        combos = [{**c, name: v} for c in combos for v in parsed]
-    return combos
-
-
-def rows(cfg: Config) -> list[tuple[int, dict[str, float]]]:
-    """The agents of a run: (seed, hyperparameters) for every combination x seed, combination-major."""
-    base = hyper_values(cfg)
-    return [(cfg.train.seed + i, {**base, **combo}) for combo in sweep_combos(cfg) for i in range(cfg.train.num_seeds)]
-
-
-def row_name(cfg: Config, index: int) -> str:
-    """`seed-S`, or `NAME=V,...-seed-S` within a sweep."""
-    seed, hyper = rows(cfg)[index]
-    combo = sweep_combos(cfg)[index // cfg.train.num_seeds]
-    prefix = ",".join(f"{k}={hyper[k]:g}" for k in combo)
-    return f"{prefix}-seed-{seed}" if prefix else f"seed-{seed}"
-
-
-# ----------------------------------------------------------------------------------------
-# Validation.
-
-_CHOICES = {
-    "obs": ("pixels", "state"),
-    "variant": ("rssm", "ssm", "rnn"),
-    "conv_impl": ("auto", "matmul", "xla"),
-    "agent_axis": ("auto", "vmap", "map"),
-    "env_axis": ("auto", "vmap", "map"),
-    "reward_pass": ("auto", "per_step", "after"),
-    "adam_form": ("tf1", "optax"),
-    "matmul_precision": ("default", "float32", "tensorfloat32", "bfloat16"),
-}
-# Fields that may be zero (all other integer and float fields must be positive).
-_NON_NEGATIVE = {
-    "action_repeat",
-    "env_workers",
-    "camera",
-    "rollout_unroll",
-    "overshooting_distance",
-    "overshooting_kl_scale",
-    "free_nats",
-    "image_scale",
-    "reward_scale",
-    "kl_scale",
-    "min_std",
-    "exploration_noise",
-    "seed",
-    "state_layers",
-    "reward_layers",
-    "grad_clip",
-}
+def _check_value(name: str, value: Any, annotation: Any, zero_ok: bool) -> None:
+    """Type, choices and range of one leaf field."""
+    if typing.get_origin(annotation) is Literal:
+        choices = typing.get_args(annotation)
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+        return
+    expected = typing.get_origin(annotation) or annotation
+    if expected in (bool, tuple):
+        if not isinstance(value, expected):
+            raise ConfigError(f"{name} must be a {expected.__name__}, got {value!r}.")
+        return
+    if expected is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}.")
+        return
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be an integer, got {value!r}.")
+        lower = 0 if zero_ok else 1
+        if value < lower:
+            raise ConfigError(f"{name} must be an integer >= {lower}, got {value!r}.")
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}.")
+        if value < 0 if zero_ok else value <= 0:
+            raise ConfigError(f"{name} must be a number {'>= 0' if zero_ok else '> 0'}, got {value!r}.")
 
 
 def validate(cfg: Config) -> Config:
     """Check every field; raise `ConfigError` naming the first bad one. Returns `cfg`."""
-    paths = field_paths(cfg)
-    defaults = Config()
-    for name, (group, leaf) in paths.items():
-        value = getattr(getattr(cfg, group), leaf)
-        expected = type(getattr(getattr(defaults, group), leaf))
-        if name in _CHOICES:
-            if value not in _CHOICES[name]:
-                raise ConfigError(f"{name} must be one of {', '.join(_CHOICES[name])}, got {value!r}.")
-            continue
-        if expected in (bool, tuple):
-            if not isinstance(value, expected):
-                raise ConfigError(f"{name} must be a {expected.__name__}, got {value!r}.")
-            continue
-        if name == "task":
-            try:
-                _tasks.import_env_module(cfg.env.env_module)
-            except _tasks.TaskError as exc:
-                raise ConfigError(str(exc)) from None
-            found = _tasks.check(value)
-            if cfg.env.obs == "state" and not found.state_size:
-                raise ConfigError(f"task {value!r} has no flat state observation: use --obs pixels.")
-            if cfg.env.obs == "pixels" and not found.pixels:
-                raise ConfigError(f"task {value!r} does not render frames: use --obs state.")
-            continue
-        if expected is str:
-            if not isinstance(value, str):
-                raise ConfigError(f"{name} must be a string, got {value!r}.")
-            continue
-        if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{name} must be an integer, got {value!r}.")
-        if expected is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name} must be a finite number, got {value!r}.")
-        lower = 0 if name in _NON_NEGATIVE else 1
-        if expected is int and value < lower:
-            raise ConfigError(f"{name} must be an integer >= {lower}, got {value!r}.")
-        if expected is float and (value < 0 if name in _NON_NEGATIVE else value <= 0):
-            bound = ">= 0" if name in _NON_NEGATIVE else "> 0"
-            raise ConfigError(f"{name} must be a number {bound}, got {value!r}.")
+    from planet_jax import sweeps
 
-    p, t, e = cfg.planner, cfg.train, cfg.env
-    if p.num_elites > p.num_candidates:
-        raise ConfigError(f"num_elites must be at most num_candidates ({p.num_candidates}), got {p.num_elites}.")
-    if e.episode_steps > 1000:
-        raise ConfigError(f"episode_steps must be at most 1000 (the suite's episode), got {e.episode_steps}.")
-    if e.obs == "pixels" and e.image_size != 64:
-        raise ConfigError(f"image_size must be 64 for the convolutional model, got {e.image_size}.")
-    if e.image_bits > 8:
-        raise ConfigError(f"image_bits must be between 1 and 8, got {e.image_bits}.")
-    if t.chunk_length > cfg.episode_length:
-        raise ConfigError(
-            f"chunk_length must be at most the episode length ({cfg.episode_length} agent steps), got {t.chunk_length}."
-        )
-    if t.seed_episodes > t.episodes:
-        raise ConfigError(f"seed_episodes must be at most episodes ({t.episodes}), got {t.seed_episodes}.")
-    if cfg.loss.overshooting_distance > t.chunk_length:
-        raise ConfigError(
-            f"overshooting_distance must be at most chunk_length ({t.chunk_length}), "
-            f"got {cfg.loss.overshooting_distance}."
-        )
-    for _, hyper in rows(cfg):
-        for name, value in hyper.items():
-            if value < 0 or (value == 0 and name not in _NON_NEGATIVE) or not math.isfinite(value):
-                raise ConfigError(f"sweep value {name}={value:g} is out of range.")
-    if not t.collect and not t.replay_from:
-        raise ConfigError("collect=false needs replay_from: without collecting there is nothing to train on.")
-    if t.train_steps % t.updates_per_call:
-        raise ConfigError(f"updates_per_call must divide train_steps ({t.train_steps}), got {t.updates_per_call}.")
+    for group in dataclasses.fields(cfg):
+        values = getattr(cfg, group.name)
+        hints = typing.get_type_hints(type(values))
+        for leaf in dataclasses.fields(values):
+            _check_value(
+                leaf.name, getattr(values, leaf.name), hints[leaf.name], leaf.metadata.get("may_be_zero", False)
+            )
+    for group in dataclasses.fields(cfg):
+        getattr(cfg, group.name).check()
+    cfg.check()
+    sweeps.combos(cfg)
     return cfg

@@ -12,7 +12,7 @@ Everything goes to DIR/eval/step-S/ (seed i of a sweep: DIR/eval/step-S/seed-i/)
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -28,33 +28,45 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planet_jax import config as C
+from planet_jax import cli, sweeps
 from planet_jax.agent import Agent, load_run  # noqa: F401  (load_run: also imported from here)
 from planet_jax.io.checkpoint import CheckpointError
 from planet_jax.io.logger import write_json, write_video
 from planet_jax.model import rssm
+from planet_jax.ops import rng
 
 CONTEXT = 5
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m planet_jax.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--logdir", required=True, help="run directory written by planet_jax.train")
-    p.add_argument("--step", type=int, default=None, help="checkpoint step (episodes done); default: the newest")
-    p.add_argument("--episodes", type=int, default=10, help="noise-free evaluation episodes (default 10)")
-    p.add_argument("--seed-index", type=int, default=None, help="which agent (row) of a sweep (default: all)")
-    p.add_argument("--videos", type=int, default=1, help="episodes to film per agent (default 1)")
-    p.add_argument("--openloop-steps", type=int, default=50, help="prior-only prediction steps in openloop.mp4")
-    p.add_argument(
-        "--wandb",
-        action="store_true",
-        help="also log the returns and videos to the run's W&B run (LOGDIR/wandb.json; see train --wandb)",
-    )
-    p.add_argument("--wandb-project", default="planet_jax", help="W&B project if the run has no W&B run yet")
-    p.add_argument(
-        "--no-compile-cache", action="store_true", help="do not use JAX's persistent compilation cache (see train)"
-    )
-    return p.parse_args(argv)
+@dataclasses.dataclass(frozen=True)
+class EvalArgs:
+    """Evaluate a trained PlaNet run: noise-free episodes on unseen seeds, and videos."""
+
+    logdir: str
+    """Run directory written by planet_jax.train."""
+    step: int | None = None
+    """Checkpoint step (episodes done); default: the newest."""
+    episodes: int = 10
+    """Noise-free evaluation episodes per agent."""
+    seed_index: int | None = None
+    """Which agent (row) of a sweep; default: all."""
+    videos: int = 1
+    """Episodes to film per agent."""
+    openloop_steps: int = 50
+    """Prior-only prediction steps in openloop.mp4."""
+    wandb: bool = False
+    """Also log the returns and videos to the run's W&B run (LOGDIR/wandb.json; see train --wandb)."""
+    wandb_project: str = "planet_jax"
+    """W&B project if the run has no W&B run yet."""
+    compile_cache: bool = True
+    """Use JAX's persistent compilation cache (see train)."""
+
+
+_BOUNDS = {"step": 0, "episodes": 1, "seed_index": 0, "videos": 0, "openloop_steps": 0}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> EvalArgs:
+    return cli.parse(EvalArgs, argv, prog="python -m planet_jax.evaluate", bounds=_BOUNDS)
 
 
 def openloop_video(cfg, params, obs: np.ndarray, actions: np.ndarray, key: jax.Array, steps: int) -> np.ndarray:
@@ -102,7 +114,7 @@ def evaluate(
     from planet_jax.io.envs import env_seed, make_batch_env
 
     cfg, state, step = load_run(logdir, step)
-    rows = C.rows(cfg)
+    rows = sweeps.rows(cfg)
     n = len(rows)
     indices = range(n) if seed_index is None else [seed_index]
     if seed_index is not None and not 0 <= seed_index < n:
@@ -133,14 +145,14 @@ def evaluate(
             if done.all():
                 break
         envs.close()
-        out = os.path.join(logdir, "eval", f"step-{step}") + (f"/{C.row_name(cfg, i)}" if n > 1 else "")
+        out = os.path.join(logdir, "eval", f"step-{step}") + (f"/{sweeps.row_name(cfg, i)}" if n > 1 else "")
         os.makedirs(out, exist_ok=True)
         films = {}  # W&B key -> (path, fps)
         for j, f in enumerate(frames):
             films[f"episode-{j}"] = (write_video(os.path.join(out, f"episode-{j}.mp4"), np.stack(f)), 20)
         if cfg.env.obs == "pixels":
             obs0, actions0 = np.stack(traj["obs"]), np.stack(traj["action"])
-            video = openloop_video(cfg, params, obs0, actions0, jax.random.key(0), openloop_steps)
+            video = openloop_video(cfg, params, obs0, actions0, rng.key(0), openloop_steps)
             films["openloop"] = (write_video(os.path.join(out, "openloop.mp4"), video, fps=10, scale=3), 10)
         record = {
             "step": step,
@@ -152,7 +164,7 @@ def evaluate(
         }
         write_json(os.path.join(out, "returns.json"), record)
         if tracker is not None:
-            tag = f"eval/{C.row_name(cfg, i)}"
+            tag = f"eval/{sweeps.row_name(cfg, i)}"
             tracker.run.log({"episode": step, f"{tag}/mean": record["mean"], f"{tag}/std": record["std"]})
             for name, (path, fps) in films.items():
                 if path.endswith(".mp4"):  # not the frames-only fallback without ffmpeg
@@ -169,12 +181,9 @@ def evaluate(
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    if args.episodes < 1:
-        print("error: --episodes must be at least 1.", file=sys.stderr)
-        return 2
     from planet_jax.ops import compiler
 
-    compiler.use_compilation_cache(not args.no_compile_cache)
+    compiler.use_compilation_cache(args.compile_cache)
     tracker = None
     try:
         if args.wandb:

@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import math
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from planet_jax.ops import hostmem  # standard library only
 
@@ -36,9 +35,11 @@ if __name__ == "__main__":  # before JAX loads: see planet_jax.ops.hostmem
 import jax
 import numpy as np
 
+from planet_jax import cli, sweeps
 from planet_jax import config as C
 from planet_jax.agent import programs
 from planet_jax.agent.acting import PlannerPolicy, RandomPolicy, fold, rollout
+from planet_jax.cli import fail
 from planet_jax.config import Config, ConfigError
 from planet_jax.io import rundir
 from planet_jax.io.logger import MetricsLog, mean_and_stderr, plot_curves, write_json
@@ -118,95 +119,17 @@ class TrainArgs:
 _ARG_BOUNDS = {"num_processes": 0, "process_id": -1}
 
 
-def _flag_kinds() -> dict[str, tuple[str, Any]]:
-    """`--flag-name` -> (field name, its annotation) for every field the command takes."""
-    import typing
-
-    kinds: dict[str, tuple[str, Any]] = {}
-    groups = [TrainArgs] + [f.default_factory for f in dataclasses.fields(Config)]  # type: ignore[misc]
-    for cls in groups:
-        for name, annotation in typing.get_type_hints(cls).items():
-            if name != "config":
-                kinds["--" + name.replace("_", "-")] = (name, annotation)
-    return kinds
+def _groups() -> list[type]:
+    return [TrainArgs] + [f.default_factory for f in dataclasses.fields(Config)]  # type: ignore[misc]
 
 
 def check_argv(argv: Sequence[str]) -> None:
-    """Refuse, in one sentence naming the flag and what it accepts, any value of the wrong
-    type or kind, and any unknown option, before tyro (whose errors are boxed, several
-    lines) or anything else sees the command line. Ranges are `config.validate`'s."""
-    import typing
-
-    if any(a in ("-h", "--help") for a in argv):
-        return
-    kinds = _flag_kinds()
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        i += 1
-        if not token.startswith("--"):
-            raise ConfigError(f"unexpected argument {token!r}: every value follows its --flag (see --help).")
-        flag, has_value, inline = token.partition("=")
-        if flag.startswith("--no-") and "--" + flag[5:] in kinds and kinds["--" + flag[5:]][1] is bool:
-            if has_value:
-                raise ConfigError(f"{flag} takes no value, got {inline!r}.")
-            continue
-        if flag not in kinds:
-            raise ConfigError(f"unknown option {flag}: see --help for the options.")
-        name, kind = kinds[flag]
-        if kind is bool:
-            if has_value or (i < len(argv) and not argv[i].startswith("--")):
-                given = inline if has_value else argv[i]
-                raise ConfigError(
-                    f"{flag} is a switch: give {flag} or --no-{flag[2:]}, without a value (got {given!r})."
-                )
-            continue
-        if typing.get_origin(kind) is tuple:  # --sweep V1 V2 ...: every token up to the next flag
-            while i < len(argv) and not argv[i].startswith("--"):
-                i += 1
-            continue
-        if has_value:
-            raw = inline
-        elif i < len(argv) and not (argv[i].startswith("--") and not _is_number(argv[i])):
-            raw = argv[i]
-            i += 1
-        else:
-            raise ConfigError(f"{flag} needs a value ({_accepts(kind)}).")
-        if typing.get_origin(kind) is Literal:
-            choices = typing.get_args(kind)
-            if raw not in choices:
-                raise ConfigError(f"{flag} must be one of {', '.join(choices)}, got {raw!r}.")
-        elif kind in (int, float):
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise ConfigError(f"{flag} expects {_accepts(kind)}, got {raw!r}.") from None
-            if not math.isfinite(value):
-                raise ConfigError(f"{flag} expects a finite number, got {raw!r}.")
-            if name in _ARG_BOUNDS and value < _ARG_BOUNDS[name]:
-                raise ConfigError(f"{flag} must be an integer >= {_ARG_BOUNDS[name]}, got {value}.")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _accepts(kind) -> str:
-    import typing
-
-    if typing.get_origin(kind) is Literal:
-        return "one of " + ", ".join(typing.get_args(kind))
-    return {int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))
+    """`cli.check_argv` for this command: its own fields and every config field."""
+    cli.check_argv(argv, _groups(), bounds=_ARG_BOUNDS)
 
 
 def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m planet_jax.train") -> TrainArgs:
     """Parse `--preset` first (it sets the defaults), then every config field by name."""
-    import tyro
-
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         check_argv(argv)
@@ -216,13 +139,7 @@ def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m plan
     pre.add_argument("--preset", choices=C.PRESETS, default="paper")
     known, _ = pre.parse_known_args(argv)
     default = TrainArgs(config=C.preset(known.preset), preset=known.preset)
-    args = tyro.cli(
-        TrainArgs,
-        default=default,
-        args=argv,
-        prog=prog,
-        config=(tyro.conf.OmitArgPrefixes,),
-    )
+    args = cli.parse(TrainArgs, argv, prog=prog, default=default, groups=_groups()[1:], bounds=_ARG_BOUNDS)
     if not args.logdir:
         c = args.config
         name = f"{c.env.task}-{c.env.obs}-{args.preset}-seed{c.train.seed}"
@@ -233,11 +150,6 @@ def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m plan
             suffix += 1
         args = dataclasses.replace(args, logdir=f"{args.logdir}-{suffix}")
     return args
-
-
-def fail(message: str, code: int = 2):
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
 
 
 # ----------------------------------------------------------------------------------------
@@ -286,7 +198,7 @@ class Trainer:
 
         self.cfg, self.logdir, self.progress = cfg, logdir, progress
         t = cfg.train
-        self.rows = C.rows(cfg)
+        self.rows = sweeps.rows(cfg)
         self.seeds = [seed for seed, _ in self.rows]  # of every agent
         self.primary = distributed.is_primary()
         self.programs = programs.compiled(cfg)
@@ -314,12 +226,12 @@ class Trainer:
         self.test_envs = None
         self.stop_signal: int | None = None
 
-        replay_dirs = [os.path.join(logdir, "replay", C.row_name(cfg, r)) for r in self.mine]
+        replay_dirs = [os.path.join(logdir, "replay", sweeps.row_name(cfg, r)) for r in self.mine]
         if self.sweep and self.primary:
             write_json(
                 os.path.join(logdir, "rows.json"),
                 [
-                    {"row": r, "name": C.row_name(cfg, r), "seed": seed, **hyper}
+                    {"row": r, "name": sweeps.row_name(cfg, r), "seed": seed, **hyper}
                     for r, (seed, hyper) in enumerate(self.rows)
                 ],
             )
@@ -374,7 +286,7 @@ class Trainer:
         seed, hyper = self.rows[i]
         if not self.sweep:
             return {"seed": seed}
-        combo = C.sweep_combos(self.cfg)[i // self.cfg.train.num_seeds]
+        combo = sweeps.combos(self.cfg)[i // self.cfg.train.num_seeds]
         return {"seed": seed, "row": i, "combo": ",".join(f"{k}={hyper[k]:g}" for k in combo), **combo}
 
     # -- pieces of one cycle ------------------------------------------------------------

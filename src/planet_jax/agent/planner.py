@@ -22,7 +22,7 @@ from planet_jax.config import Config, ConfigError, PlannerConfig
 from planet_jax.model import rssm
 from planet_jax.model.networks import Modules
 from planet_jax.model.preprocess import prepare_obs
-from planet_jax.ops import backends, compiler, rng
+from planet_jax.ops import backends, compiler
 
 
 def check_planner(p: PlannerConfig) -> None:
@@ -70,7 +70,7 @@ def cem(
     def iteration(carry, key):
         mean, std = carry
         k_sample, k_score = jax.random.split(key)
-        noise = rng.normal(k_sample, (num_candidates, horizon, action_size), mean.dtype)
+        noise = jax.random.normal(k_sample, (num_candidates, horizon, action_size), mean.dtype)
         candidates = jnp.clip(mean + std * noise, -1.0, 1.0)
         returns = score(candidates, k_score)
         _, elite_index = jax.lax.top_k(returns, num_elites)
@@ -204,7 +204,7 @@ def act(
         action = plan_batch(params, belief, keys, cfg=cfg, plan_one=plan_one)
     if explore:
         scale = cfg.planner.exploration_noise if noise_scale is None else noise_scale
-        noise = scale * rng.normal(k_noise, action.shape, action.dtype)
+        noise = scale * jax.random.normal(k_noise, action.shape, action.dtype)
         action = jnp.clip(action + noise, -1.0, 1.0)
     return action, belief
 

@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planet_jax import config as C
+from planet_jax import sweeps
 from planet_jax.config import Config, ConfigError
-from planet_jax.ops import backends, compiler, distributed
+from planet_jax.ops import backends, compiler, distributed, rng
 
 log = logging.getLogger("planet_jax")
 
@@ -54,20 +54,20 @@ class Programs:
 
 def seed_keys(cfg: Config) -> jax.Array:
     """[R] keys, one per agent (row) from its seed alone, so an agent of a sweep equals a run with that seed."""
-    return jnp.stack([jax.random.key(seed) for seed, _ in C.rows(cfg)])
+    return jnp.stack([rng.key(seed) for seed, _ in sweeps.rows(cfg)])
 
 
 def row_hyper(cfg: Config) -> dict:
     """[R] float32 arrays of each agent's sweepable hyperparameters."""
-    rows = C.rows(cfg)
-    return {k: jnp.asarray([h[k] for _, h in rows], jnp.float32) for k in C.SWEEPABLE}
+    rows = sweeps.rows(cfg)
+    return {k: jnp.asarray([h[k] for _, h in rows], jnp.float32) for k in sweeps.SWEEPABLE}
 
 
 def initializer(cfg: Config) -> Callable[[], Any]:
     """A function of no arguments that makes a fresh TrainState for this process's agents;
     `jax.eval_shape` of it is the target a checkpoint restores into."""
     programs = compiled(cfg)
-    mine = distributed.share(len(C.rows(cfg)))
+    mine = distributed.share(len(sweeps.rows(cfg)))
     args = jax.tree.map(lambda x: x[mine.start : mine.stop], (seed_keys(cfg), row_hyper(cfg)))
     if programs.sharding is not None:
         args = distributed.to_global(args, programs.sharding)
@@ -146,7 +146,7 @@ def compiled(cfg: Config) -> Programs:
     from planet_jax.model.update import scan_updates
 
     cfg = backends.resolve(cfg)
-    sharding = agent_sharding(len(C.rows(cfg)))
+    sharding = agent_sharding(len(sweeps.rows(cfg)))
     over = functools.partial(over_agents, cfg=cfg, sharding=sharding)
     return Programs(
         init=jax.jit(over(functools.partial(create_train_state, cfg=cfg))),

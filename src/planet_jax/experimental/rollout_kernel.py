@@ -44,7 +44,7 @@ from planet_jax.agent import planner
 from planet_jax.config import Config, ConfigError
 from planet_jax.model import rssm
 from planet_jax.model.networks import Modules
-from planet_jax.ops import backends, compiler, rng
+from planet_jax.ops import backends, compiler
 
 COLUMNS = 64
 """Output columns per block of the layers of h_t's and the hidden size: small accumulators."""
@@ -64,7 +64,7 @@ def prior_noise(key: jax.Array, num: int, horizon: int, size: int, dtype=jnp.flo
     the same numbers up front.
     """
     keys = jax.random.split(key, horizon)
-    return jax.vmap(lambda k: rng.normal(k, (num, size), dtype))(keys)
+    return jax.vmap(lambda k: jax.random.normal(k, (num, size), dtype))(keys)
 
 
 def _pow2(n: int, least: int) -> int:

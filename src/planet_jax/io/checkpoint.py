@@ -25,7 +25,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from planet_jax.model.state import TrainState
-from planet_jax.ops import distributed
+from planet_jax.ops import distributed, rng
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def _to_saveable(state: TrainState) -> TrainState:
 
 
 def _from_saveable(state: TrainState) -> TrainState:
-    return state.replace(key=jax.random.wrap_key_data(state.key))
+    return state.replace(key=rng.wrap(state.key))
 
 
 class _Mismatch(Exception):

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from planet_jax.config import PAPER_SCORES_1000
+from planet_jax.io.tasks import PAPER_SCORES_1000
 
 
 class MetricsLog:

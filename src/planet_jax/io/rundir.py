@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import jax
 
 from planet_jax import config as C
+from planet_jax import sweeps
 from planet_jax.config import Config
 from planet_jax.io.logger import write_json
 from planet_jax.io.replay import Replay
@@ -136,7 +137,7 @@ def source_replays(cfg: Config, logdir: str, agents: range) -> list:
             pinned = json.load(f)["episodes"]
     replays = []
     for r in agents:
-        name = C.row_name(cfg, r)
+        name = sweeps.row_name(cfg, r)
         replay = Replay.load(pick(name), limit=pinned.get(name), readonly=True)
         if name in pinned and len(replay) < pinned[name]:
             raise RunDirError(
@@ -165,7 +166,7 @@ def pin_sources(cfg: Config, logdir: str, agents: range, replays: Sequence) -> N
     """Record how many episodes each agent's `--replay-from` source holds (first start only)."""
     path = _pin_path(logdir)
     if not os.path.exists(path):
-        counts = {C.row_name(cfg, r): len(replay) for r, replay in zip(agents, replays, strict=True)}
+        counts = {sweeps.row_name(cfg, r): len(replay) for r, replay in zip(agents, replays, strict=True)}
         write_json(path, {"path": os.path.abspath(cfg.train.replay_from), "episodes": counts})
 
 

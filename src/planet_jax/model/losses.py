@@ -30,7 +30,7 @@ import distrax
 import jax
 import jax.numpy as jnp
 
-from planet_jax import config as C
+from planet_jax import sweeps
 from planet_jax.config import Config
 from planet_jax.model import rssm
 from planet_jax.model.networks import Modules
@@ -61,7 +61,7 @@ def overshooting_kl(
     posts, priors: States [B, T] from `observe`; actions: [B, T, A]; hyper: per-agent
     free_nats and overshooting_kl_scale (default: the config's).
     """
-    h = hyper if hyper is not None else C.hyper_values(cfg)
+    h = hyper if hyper is not None else sweeps.hyper_values(cfg)
     D, beta, fn = cfg.loss.overshooting_distance, h["overshooting_kl_scale"], h["free_nats"]
     if cfg.stoch_size == 0:  # the deterministic `rnn` has no latent distribution
         return jnp.zeros(actions.shape[:2], actions.dtype)
@@ -109,7 +109,7 @@ def overshooting_kl_loop(
     The prior step at distance d draws its noise from `split(key, D)[d - 1]` for all starts
     at once ([B, T, S]), as the vectorised form does, so both sample the same states.
     """
-    h = hyper if hyper is not None else C.hyper_values(cfg)
+    h = hyper if hyper is not None else sweeps.hyper_values(cfg)
     D, beta, fn = cfg.loss.overshooting_distance, h["overshooting_kl_scale"], h["free_nats"]
     if cfg.stoch_size == 0:
         return jnp.zeros(actions.shape[:2], actions.dtype)
@@ -148,7 +148,7 @@ def world_model_loss(
 def _world_model_loss(
     params, batch: dict, key: jax.Array, *, cfg: Config, hyper: dict | None
 ) -> tuple[jax.Array, dict]:
-    h = hyper if hyper is not None else C.hyper_values(cfg)
+    h = hyper if hyper is not None else sweeps.hyper_values(cfg)
     k_pre, k_obs, k_os = jax.random.split(key, 3)
     mods = Modules(cfg)
     pixels = cfg.env.obs == "pixels"

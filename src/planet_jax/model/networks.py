@@ -271,11 +271,10 @@ class Modules:
 def init_params(key: jax.Array, cfg: Config) -> dict:
     """Parameters of every network: {'encoder', 'decoder', 'reward', 'cell'}.
 
-    Compiled: Flax's `init` runs each network forward once, and run op by op the pixel
-    networks' matmul conv forms took 38 s on the 2-core CPU (compiled, XLA drops the unused
-    outputs). The draws go through `rng.fast`: the same numbers, but on a CPU without one
-    Threefry `while` loop per parameter, which took XLA 8.8 s to compile for the debug
-    pixel encoder alone (0.5 s without).
+    Compiled, because Flax's `init` runs each network forward once, which op by op is slow
+    for the matmul conv forms (compiled, XLA drops the unused outputs). A `jax.random.key`
+    is re-wrapped as `rng.key` makes keys (`rng.fast`, the same draws): on CPU its hash has
+    no Threefry `while` loop per parameter, which is slow to compile (experiments/results/README.md#modelnetworkspy-init_params-compiled-with-the-unrolled-hash).
     """
     mods = Modules(cfg)
     k_enc, k_dec, k_rew, k_cell = jax.random.split(rng.fast(key), 4)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from planet_jax.ops import rng
-
 
 def quantize(frames: jax.Array, bits: int = 5) -> jax.Array:
     """uint8 frames [..., H, W, 3] -> float32 bin lower edges in [-0.5, 0.5), no noise."""
@@ -23,7 +21,7 @@ def quantize(frames: jax.Array, bits: int = 5) -> jax.Array:
 
 def preprocess(frames: jax.Array, key: jax.Array, bits: int = 5) -> jax.Array:
     """uint8 frames [..., H, W, 3] -> float32 in [-0.5, 0.5) with one bin of uniform noise."""
-    noise = rng.uniform(key, frames.shape, jnp.float32, 0.0, 1.0 / 2**bits)
+    noise = jax.random.uniform(key, frames.shape, jnp.float32, 0.0, 1.0 / 2**bits)
     return quantize(frames, bits) + noise
 
 

@@ -23,7 +23,6 @@ from flax import struct
 
 from planet_jax.config import Config
 from planet_jax.model.networks import Modules
-from planet_jax.ops import rng
 
 
 @struct.dataclass
@@ -70,7 +69,7 @@ def prior_stats(params, prev: State, action: jax.Array, *, cfg: Config) -> tuple
 
 def sample(mean: jax.Array, std: jax.Array, key: jax.Array) -> jax.Array:
     """z = mean + std * eps, eps ~ N(0, I) (reparameterised)."""
-    return mean + std * rng.normal(key, mean.shape, mean.dtype)
+    return mean + std * jax.random.normal(key, mean.shape, mean.dtype)
 
 
 def prior_step(params, prev: State, action: jax.Array, key: jax.Array, *, cfg: Config) -> State:

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from planet_jax import config as C
+from planet_jax import sweeps
 from planet_jax.config import Config
 from planet_jax.model.networks import init_params
 
@@ -26,12 +26,12 @@ class TrainState:
     key: jax.Array
     step: jax.Array
     hyper: dict
-    """float32 scalars of the sweepable fields (`config.SWEEPABLE`): one agent's hyperparameters."""
+    """float32 scalars of the sweepable fields (`sweeps.SWEEPABLE`): one agent's hyperparameters."""
 
 
 def default_hyper(cfg: Config) -> dict:
     """The config's values of the sweepable fields, as float32 scalars."""
-    return {k: jnp.float32(v) for k, v in C.hyper_values(cfg).items()}
+    return {k: jnp.float32(v) for k, v in sweeps.hyper_values(cfg).items()}
 
 
 def scale_by_tf1_adam(eps: float | jax.Array, b1: float = 0.9, b2: float = 0.999) -> optax.GradientTransformation:

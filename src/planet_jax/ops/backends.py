@@ -4,6 +4,7 @@ decided here, and nowhere else.
   backend()                  -> 'cpu' | 'gpu' | 'tpu'   JAX's default backend
   resolve(cfg, backend=None) -> Config                  every `auto` replaced by its value here
   choices(cfg, backend=None) -> {field: value}          those values, for run and benchmark records
+  prng_impl(backend=None)    -> str                     the PRNG implementation keys are made with
   conv_impl, axis, reward_pass, rollout_unroll(value, ..., backend=None) -> the rules, one per kind
 
 The config keeps `auto` (a run trained on a GPU resumes on a CPU with the CPU's choices).
@@ -64,6 +65,13 @@ def rollout_unroll(value: int, horizon: int, backend_name: str | None = None) ->
     return value
 
 
+def prng_impl(backend_name: str | None = None) -> str:
+    """The PRNG implementation keys are made with (`rng.key`): `threefry2x32_unrolled` on CPU,
+    where JAX's own lowering of the hash is a rolled loop (experiments/results/cpu-epyc-rng),
+    and JAX's `threefry2x32` elsewhere; both draw the same numbers."""
+    return "threefry2x32_unrolled" if (backend_name or backend()) == "cpu" else "threefry2x32"
+
+
 # What JAX's DEFAULT precision does to float32 products on each backend.
 _DEFAULT_PRECISION = {"cpu": "float32", "gpu": "tensorfloat32", "tpu": "bfloat16"}
 
@@ -95,7 +103,12 @@ def choices(cfg: C.Config, backend_name: str | None = None) -> dict:
     backend itself and what the products' precision means there: what run summaries and
     benchmark records hold."""
     b = backend_name or backend()
-    return {"backend": b, "matmul_precision": matmul_precision(cfg.model.matmul_precision, b), **_settings(cfg, b)}
+    return {
+        "backend": b,
+        "matmul_precision": matmul_precision(cfg.model.matmul_precision, b),
+        "prng_impl": prng_impl(b),
+        **_settings(cfg, b),
+    }
 
 
 def resolve(cfg: C.Config, backend_name: str | None = None) -> C.Config:

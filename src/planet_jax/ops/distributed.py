@@ -74,7 +74,7 @@ def to_global(tree, sharding):
 
     def leaf(x):
         if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(leaf(jax.random.key_data(x)))
+            return jax.random.wrap_key_data(leaf(jax.random.key_data(x)), impl=jax.random.key_impl(x))
         x = np.asarray(x)
         return jax.make_array_from_process_local_data(sharding, x, (jax.process_count() * x.shape[0], *x.shape[1:]))
 

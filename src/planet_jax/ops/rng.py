@@ -4,20 +4,23 @@ On CPUs JAX lowers the Threefry-2x32 hash as a rolled loop (5 iterations of 4 ro
 keep compile time down), so every draw becomes a small `while` loop whose iterations
 write their [shape] intermediates to memory. The planner draws 0.43 million normals per
 CEM iteration inside its rollout, and an update's dequantisation noise is one uniform
-per pixel (31 million at B = L = 50). `fast(key)` re-wraps a Threefry key's data under an
-implementation whose `random_bits` is the same hash with the 20 rounds unrolled in
-`jax.numpy`, which XLA fuses into one elementwise kernel: 9.0 -> 3.1 ns per 32-bit word on
-the 2-core EPYC (and 13.4 -> 8.3 ns per normal). Everything else, from bits to floats,
+per pixel (31 million at B = L = 50). `key(seed)` makes keys under an implementation
+whose `random_bits` is the same hash with the 20 rounds unrolled in
+`jax.numpy`, which XLA fuses into one elementwise kernel, about 4x faster per 32-bit word
+on a CPU (experiments/results/cpu-epyc-rng). Everything else, from bits to floats,
 is `jax.random`'s own code, so
 
-    jax.random.normal(fast(key), shape) == jax.random.normal(key, shape)    (bit for bit)
+    jax.random.normal(key(seed), shape) == jax.random.normal(jax.random.key(seed), shape)
 
-and likewise for `uniform` and `bits` (tests/test_rng.py). `fast` leaves the key alone off
-CPUs (GPUs already run an unrolled or fused hash), for other PRNG implementations, and
-when `jax_threefry_partitionable` is off (the other counter layout).
+bit for bit, and likewise for `uniform` and `bits` (tests/test_rng.py). The model code calls
+`jax.random` directly; the implementation is chosen where a key is made, by the one platform
+switch (`backends.prng_impl`): the unrolled hash on CPU, JAX's own elsewhere (GPUs already
+run an unrolled or fused hash). 32-bit draws with `jax_threefry_partitionable` off (the
+other counter layout) fall back to JAX's hash.
 
-  fast(key) -> key         the same draws, the unrolled hash on CPU
-  normal(key, shape, dtype) / uniform(key, shape, dtype, minval, maxval)
+  key(seed) -> key      a new key (`programs.seed_keys`, `Agent`, `bench`, tests)
+  wrap(data) -> key     a restored key (`checkpoint`)
+  fast(key) -> key      a key made by `jax.random.key` elsewhere, re-wrapped the same way
 """
 
 from __future__ import annotations
@@ -83,20 +86,31 @@ except (ImportError, AttributeError, TypeError):  # pragma: no cover - depends o
     _THREEFRY = UNROLLED = None
 
 
+def _impl(name: str):
+    return UNROLLED if name == "threefry2x32_unrolled" and UNROLLED is not None else _THREEFRY
+
+
+def key(seed: int | jax.Array) -> jax.Array:
+    """`jax.random.key(seed)` with this backend's implementation (`backends.prng_impl`): on CPU
+    the unrolled hash. Every key split or folded from it keeps it, and draws what
+    `jax.random.key(seed)` would."""
+    if _THREEFRY is None:  # pragma: no cover - depends on the JAX version
+        return jax.random.key(seed)
+    return jax.random.key(seed, impl=_impl(backends.prng_impl()))
+
+
+def wrap(data: jax.Array) -> jax.Array:
+    """`jax.random.wrap_key_data(data)` with this backend's implementation: a restored key."""
+    if _THREEFRY is None:  # pragma: no cover - depends on the JAX version
+        return jax.random.wrap_key_data(data)
+    return jax.random.wrap_key_data(data, impl=_impl(backends.prng_impl()))
+
+
 def fast(key: jax.Array) -> jax.Array:
-    """The same key with the unrolled hash on CPU (identical draws); any other key unchanged."""
-    if UNROLLED is None or backends.backend() != "cpu" or not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    """A Threefry key made elsewhere (`jax.random.key`), re-wrapped as `key` would have made it
+    on this backend (identical draws); any other key unchanged."""
+    if UNROLLED is None or backends.prng_impl() != "threefry2x32_unrolled":
         return key
-    if str(jax.random.key_impl(key)) != _THREEFRY.name:
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or str(jax.random.key_impl(key)) != _THREEFRY.name:
         return key
     return jax.random.wrap_key_data(jax.random.key_data(key), impl=UNROLLED)
-
-
-def normal(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
-    """`jax.random.normal(key, shape, dtype)`, bit for bit, faster on CPU."""
-    return jax.random.normal(fast(key), shape, dtype)
-
-
-def uniform(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32, minval=0.0, maxval=1.0) -> jax.Array:
-    """`jax.random.uniform(key, shape, dtype, minval, maxval)`, bit for bit, faster on CPU."""
-    return jax.random.uniform(fast(key), shape, dtype, minval, maxval)
