@@ -11,14 +11,11 @@ and the precision of the model's matrix products.
 Why: XLA:CPU (jaxlib 0.10) hands every matrix product to YNNPACK by default ("library
 fusions", `xla_cpu_experimental_ynn_fusion_type`). YNNPACK is the faster of the two at large
 square products, but the planner's products are skinny: J = 1000 candidates times 200 to
-300 units. With XLA's own products (Eigen) instead, on the 2-core EPYC of
-experiments/results (cpu-epyc-planner, run 5), a paper-size search took 0.69 to 0.85 of
-the time (timed in turns with the default). The update, whose largest products are the
-convolutions', was no faster that way (0.95x in one process, 1.06 to 1.12x in separate
-runs at B=16, level at B=50), so it keeps JAX's defaults, and so does everything else.
-A 2048^2 product is faster with YNNPACK (about 105 against 75 to 95 GFLOP/s there), so
-`bench` reads its reference matmul rate both ways and keeps the faster: the best the
-machine reaches.
+300 units, and a paper-size search is faster with XLA's own products (Eigen); the update,
+whose largest products are the convolutions', is not, so it keeps JAX's defaults, and so
+does everything else (experiments/results/README.md#opscompilerpy-xlas-own-products-for-the-planner).
+A large square product is faster with YNNPACK, so `bench` reads its reference matmul rate
+both ways and keeps the faster: the best the machine reaches.
 
 The option only changes which library multiplies: the same products, summed in another
 order (a test compares both forms to float tolerance). GPUs and TPUs get no options. A

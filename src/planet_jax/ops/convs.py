@@ -6,9 +6,9 @@ same linear maps as `lax.conv_general_dilated(x, K, (s, s), 'VALID')` (`conv_*`)
 `tests/test_convs.py` proves it against Flax for every form and the gradients too.
 
 Why several forms: XLA:CPU's convolution kernels are fast for some shapes and directions
-and very slow for others. Most strikingly, the weight gradient of a transposed
-convolution takes seconds (4.3 s for one 6x6 64->32 layer at 250 frames), while the same
-numbers come out of a matrix multiply in a fraction of that. The forms:
+and very slow for others (the weight gradient of a transposed convolution most of all),
+while the same numbers come out of matrix multiplies in a fraction of the time
+(experiments/results/README.md#opsconvspy-the-convolution-forms). The forms:
 
   conv_patches      patches (k*k strided slices, concatenated) @ K.reshape(k*k*C, F)
   conv_s2d_patches  the same after space-to-depth: (k/s)^2 slices of s*s*C channels
@@ -20,14 +20,14 @@ numbers come out of a matrix multiply in a fraction of that. The forms:
   deconv_subpixel_xla  the same phase convolution by lax.conv_general_dilated
   deconv_xla        lax.conv_transpose
 
-`conv` and `deconv` with impl='cpu' pick a forward form per layer shape and use
+`conv` and `deconv` with impl='matmul' pick a forward form per layer shape and use
 hand-written backward passes (`conv_cpu`, `deconv_cpu`, `jax.custom_vjp`) that build the
 one matrix both gradients need once and take both gradients as plain matmuls (window by
 window where the windows are wide, see `WIDE_WINDOW`); `mixed`
 (forward by one form, each gradient as the VJP of another) serves the remaining shapes.
 The choices come from timing forward + backward of each layer of the paper's model on a
-2-core Xeon at 800 frames (figures in `conv` and `deconv`). On GPU and TPU, impl='xla'
-uses the library kernels directly.
+2-core Xeon at 800 frames (experiments/results/README.md#code-choices). impl='xla' uses
+the library kernels directly.
 """
 
 from __future__ import annotations
@@ -194,8 +194,8 @@ FORMS = {
 #
 # Differentiating a form with JAX is exact but can be slow on XLA:CPU for two reasons.
 # The transpose of "many slices of one array" is "many pads added together", and XLA
-# evaluates such a sum of k*k pads element by element over the whole output (for the
-# decoder's last layer one such fusion took 513 ms of a 2.8 s update). And taking the
+# evaluates such a sum of k*k pads element by element over the whole output (a large share
+# of the update for the decoder's last layer). And taking the
 # input and weight gradients as two separate VJPs builds their shared operand twice.
 # The backward passes below build the one shared matrix once, with a single
 # concatenation of slices (each output element reads one input element), and feed it
@@ -205,10 +205,9 @@ FORMS = {
 def gram(a: jax.Array, b: jax.Array) -> jax.Array:
     """a^T b for a [M, P] and b [M, Q] with M large: a weight gradient's contraction over pixels.
 
-    XLA:CPU runs this contraction 1.5 to 2x faster when the result is [narrow, wide]
-    (on the 2-core EPYC, [156800, 512]^T [156800, 64]: 277 ms as [512, 64], 134 ms as
-    [64, 512] then transposed), and its simplifier rewrites (b^T a)^T back into a^T b, so
-    the narrow-first product sits behind an optimization barrier.
+    XLA:CPU runs this contraction faster when the result is [narrow, wide]
+    (experiments/results/README.md#code-choices), and its simplifier rewrites (b^T a)^T
+    back into a^T b, so the narrow-first product sits behind an optimization barrier.
     """
     if a.shape[1] <= b.shape[1]:
         return lax.dot_general(a, b, (((0,), (0,)), ((), ())))
@@ -219,7 +218,7 @@ def s2d_patches(x: jax.Array, k: int, s: int) -> jax.Array:
     """Patches of a VALID k x k, stride-s convolution: [N * Ho * Wo, k * k * C].
 
     Space-to-depth first, so the patches are (k/s)^2 slices of whole s*s*C channel rows
-    rather than k*k slices of C channels: far fewer, larger copies (3.4x faster than
+    rather than k*k slices of C channels: far fewer, larger copies (faster than
     `conv_patches` for the 3-channel first layer).
     """
     n, h, w, _ = x.shape
@@ -397,10 +396,8 @@ def conv(x: jax.Array, kernel: jax.Array, stride: int, impl: str = "matmul") -> 
     """VALID strided convolution. impl: `matmul` (the exact fast forms) or a name in FORMS.
 
     `matmul` is `conv_cpu` when the kernel size is a multiple of the stride (every encoder
-    layer), else the patches form. Forward + backward of the paper's encoder layers at
-    800 frames on the 2-core Xeon, against the patches form differentiated by JAX:
-    64x64x3->32 109 vs 169 ms, 31x31x32->64 372 vs 400, 14x14x64->128 158 vs 167,
-    6x6x128->256 42 vs 43.
+    layer), else the patches form: faster than the patches form differentiated by JAX for
+    every encoder layer of the paper's model (experiments/results/README.md#code-choices).
     """
     if impl != "matmul":
         return FORMS[impl](x, kernel, stride)
@@ -414,11 +411,8 @@ def deconv(x: jax.Array, kernel: jax.Array, stride: int, impl: str = "matmul") -
 
     `matmul`: a 1x1 input is a dense layer in disguise, done by `deconv_overlap` (one matmul)
     and its JAX derivatives; larger inputs use `deconv_cpu`, with XLA's stride-1 phase
-    convolution (`deconv_subpixel_xla`) forward from 8x8 up and the overlap form below.
-    Forward + backward of the paper's decoder layers at 800 frames on the 2-core Xeon,
-    against the best per-direction mixture of JAX-differentiated forms used before:
-    1x1x1024->128 38 ms (unchanged), 5x5x128->64 155 vs 203, 13x13x64->32 407 vs 446,
-    30x30x32->3 162 vs 614.
+    convolution (`deconv_subpixel_xla`) forward from 8x8 up and the overlap form below: the
+    fastest per decoder layer of the paper's model (experiments/results/README.md#code-choices).
     """
     if impl != "matmul":
         return FORMS[impl](x, kernel, stride)

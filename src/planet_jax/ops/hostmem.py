@@ -2,12 +2,11 @@
 
 XLA:CPU allocates each executable's temporaries with `malloc` on every call; buffers this
 large are fresh `mmap`s, so every call touches hundreds of thousands of new 4 KiB pages
-and the kernel faults and zeroes each one. On the 2-core EPYC of experiments/results
-(a KVM guest) a paper-size update (B=16, L=50) spent about a quarter of its time there:
-4.77 s per update by default, 3.52 s with glibc's `glibc.malloc.hugetlb=1` tunable, which
-makes malloc ask for transparent huge pages (`madvise(MADV_HUGEPAGE)`): 8.7 million
-minor page faults became 93 thousand in the same benchmark script. PyTorch gains the
-same (4.79 -> 3.67 s for the same model), so compare frameworks under equal settings.
+and the kernel faults and zeroes each one: about a quarter of a paper-size update on the
+2-core EPYC (experiments/results/README.md#opshostmempy-transparent-huge-pages). glibc's
+`glibc.malloc.hugetlb=1` tunable makes malloc ask for transparent huge pages
+(`madvise(MADV_HUGEPAGE)`), which removes nearly all of those faults. PyTorch gains as
+much, so compare frameworks under equal settings.
 
 The tunable is read once, when a process starts, so `python -m planet_jax.train`
 (`bench`, `evaluate`) re-executes itself with it before importing JAX: same PID, same
