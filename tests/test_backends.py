@@ -12,6 +12,7 @@ from planet_jax.agent.planner import plan
 from planet_jax.model import rssm
 from planet_jax.model.networks import init_params
 from planet_jax.ops import backends
+from planet_jax.ops import rng as prng
 
 
 def test_choices_follow_each_backends_rules():
@@ -47,11 +48,11 @@ def test_a_resolved_config_has_no_auto_left_and_plans_the_same_action():
     assert resolved.planner.rollout_unroll == 4 and C.validate(resolved) == resolved
     # On this backend, the resolved config runs the program the `auto` one runs.
     here = backends.resolve(cfg)
-    params = init_params(jax.random.key(0), cfg)
+    params = init_params(prng.key(0), cfg)
     belief = jax.tree.map(lambda x: x + 0.3, rssm.initial((), cfg))
     np.testing.assert_array_equal(
-        np.asarray(plan(params, belief, jax.random.key(1), cfg=here)),
-        np.asarray(plan(params, belief, jax.random.key(1), cfg=cfg)),
+        np.asarray(plan(params, belief, prng.key(1), cfg=here)),
+        np.asarray(plan(params, belief, prng.key(1), cfg=cfg)),
     )
 
 

@@ -10,6 +10,7 @@ from planet_jax.agent.planner import act, act_jit
 from planet_jax.model import rssm
 from planet_jax.model.networks import init_params
 from planet_jax.ops import compiler
+from planet_jax.ops import rng as prng
 
 YNN = "__ynn_fusion"
 
@@ -25,13 +26,13 @@ def test_options_per_backend_and_xla_flags_win(monkeypatch):
 def _act_inputs(cfg, n=2):
     obs = np.random.default_rng(0).normal(size=(n, *cfg.obs_shape)).astype(np.float32)
     belief = jax.tree.map(lambda x: x + 0.3, rssm.initial((n,), cfg))
-    return belief, jnp.full((n, cfg.action_size), 0.2), jnp.asarray(obs), jax.random.key(1)
+    return belief, jnp.full((n, cfg.action_size), 0.2), jnp.asarray(obs), prng.key(1)
 
 
 @pytest.mark.compiled_text
 def test_act_without_library_dots_plans_what_the_default_compilation_plans():
     cfg = tiny_config()
-    params = init_params(jax.random.key(0), cfg)
+    params = init_params(prng.key(0), cfg)
     args = (params, *_act_inputs(cfg))
     plain = jax.jit(act, static_argnames=("cfg", "explore"))
     # The default compilation uses YNNPACK for these products; act_jit does not.
@@ -52,7 +53,7 @@ def test_training_acts_without_library_dots_and_updates_with_the_defaults():
     state = programs.initializer(cfg)()
     belief, prev, obs, _ = _act_inputs(cfg, n=1)
     stack = lambda x: jnp.stack([x, x])  # noqa: E731 (two agents, one environment each)
-    acting = (state.params, *jax.tree.map(stack, (belief, prev, obs)), jax.random.split(jax.random.key(1), 2))
+    acting = (state.params, *jax.tree.map(stack, (belief, prev, obs)), jax.random.split(prng.key(1), 2))
     noise = state.hyper["exploration_noise"]
     assert YNN not in compiled.act_explore.lower(*acting, noise).compile().as_text()
     assert YNN not in compiled.act_test.lower(*acting, noise).compile().as_text()
@@ -68,12 +69,12 @@ def test_matmul_precision_reaches_the_update_and_the_planner():
     from planet_jax.model.losses import world_model_loss
 
     def texts(cfg):
-        params = init_params(jax.random.key(0), cfg)
+        params = init_params(prng.key(0), cfg)
         batch = random_batch(cfg, 2, 4)
-        loss = jax.jit(world_model_loss, static_argnames="cfg").lower(params, batch, jax.random.key(1), cfg=cfg)
+        loss = jax.jit(world_model_loss, static_argnames="cfg").lower(params, batch, prng.key(1), cfg=cfg)
         belief = rssm.initial((1,), cfg)
         acting = jax.jit(act, static_argnames=("cfg", "explore")).lower(
-            params, belief, jnp.zeros((1, cfg.action_size)), jnp.zeros((1, *cfg.obs_shape)), jax.random.key(2),
+            params, belief, jnp.zeros((1, cfg.action_size)), jnp.zeros((1, *cfg.obs_shape)), prng.key(2),
             cfg=cfg, explore=False,
         )  # fmt: skip
         return loss.as_text(), acting.as_text()

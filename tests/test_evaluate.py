@@ -1,18 +1,18 @@
 """`evaluate.openloop_video`: posterior reconstructions for the context, then the prior alone."""
 
-import jax
 import numpy as np
 import pytest
 
 from helpers import tiny_config
 from planet_jax.evaluate import CONTEXT, openloop_video
 from planet_jax.model.networks import init_params
+from planet_jax.ops import rng as prng
 
 
 @pytest.fixture(scope="module")
 def model():
     cfg = tiny_config(obs="pixels", task="cartpole-swingup")
-    return cfg, init_params(jax.random.key(0), cfg)
+    return cfg, init_params(prng.key(0), cfg)
 
 
 def _episode(cfg, steps, seed=0):
@@ -31,7 +31,7 @@ def _predictions(video):
 def test_frame_count_is_context_plus_steps_within_the_episode(model, steps, length, expected):
     cfg, params = model
     obs, actions = _episode(cfg, length)
-    video = openloop_video(cfg, params, obs, actions, jax.random.key(1), steps)
+    video = openloop_video(cfg, params, obs, actions, prng.key(1), steps)
     assert video.shape == (expected, 64, 3 * 64, 3) and video.dtype == np.uint8
     np.testing.assert_array_equal(video[:, :, :64], obs[:expected])  # the truth panel
     error = np.abs(obs[:expected].astype(int) - _predictions(video).astype(int))
@@ -44,7 +44,7 @@ def test_context_frames_are_posterior_and_the_rest_prior_under_the_real_actions(
     no frame past the context, but on every action up to its own step."""
     cfg, params = model
     obs, actions = _episode(cfg, 20)
-    key = jax.random.key(1)
+    key = prng.key(1)
     base = _predictions(openloop_video(cfg, params, obs, actions, key, 15))
 
     def changed(obs=obs, actions=actions):

@@ -10,14 +10,15 @@ from planet_jax import config as C
 from planet_jax.model import rssm
 from planet_jax.model.losses import clipped_kl, overshooting_kl, overshooting_kl_loop, world_model_loss
 from planet_jax.model.networks import Modules, init_params
+from planet_jax.ops import rng as prng
 
 
 def _posts(cfg, batch=2, steps=9):
-    params = init_params(jax.random.key(0), cfg)["cell"]
-    k1, k2 = jax.random.split(jax.random.key(1))
+    params = init_params(prng.key(0), cfg)["cell"]
+    k1, k2 = jax.random.split(prng.key(1))
     embeds = jax.random.normal(k1, (batch, steps, cfg.embed_size))
     actions = jax.random.uniform(k2, (batch, steps, cfg.action_size), minval=-1, maxval=1)
-    posts, priors = rssm.observe(params, embeds, actions, jax.random.key(2), cfg=cfg)
+    posts, priors = rssm.observe(params, embeds, actions, prng.key(2), cfg=cfg)
     return params, posts, priors, actions
 
 
@@ -26,13 +27,13 @@ def test_overshooting_distance_one_is_the_plain_kl():
     params, posts, priors, actions = _posts(cfg)
     plain = clipped_kl(rssm.kl_divergence(posts, priors), 1.0)
     np.testing.assert_allclose(
-        np.asarray(overshooting_kl(params, posts, priors, actions, jax.random.key(3), cfg=cfg)), np.asarray(plain)
+        np.asarray(overshooting_kl(params, posts, priors, actions, prng.key(3), cfg=cfg)), np.asarray(plain)
     )
     # And the whole loss is unchanged between D = 0 and D = 1.
     batch = random_batch(cfg, 2, 9)
-    p = init_params(jax.random.key(0), cfg)
-    l0, _ = world_model_loss(p, batch, jax.random.key(4), cfg=C.replace(cfg, overshooting_distance=0))
-    l1, _ = world_model_loss(p, batch, jax.random.key(4), cfg=cfg)
+    p = init_params(prng.key(0), cfg)
+    l0, _ = world_model_loss(p, batch, prng.key(4), cfg=C.replace(cfg, overshooting_distance=0))
+    l1, _ = world_model_loss(p, batch, prng.key(4), cfg=cfg)
     assert float(l0) == float(l1)
 
 
@@ -40,7 +41,7 @@ def test_overshooting_distance_one_is_the_plain_kl():
 def test_overshooting_equals_double_loop(distance, beta):
     cfg = tiny_config(overshooting_distance=distance, overshooting_kl_scale=beta, free_nats=0.5)
     params, posts, priors, actions = _posts(cfg)
-    key = jax.random.key(7)
+    key = prng.key(7)
     fast = overshooting_kl(params, posts, priors, actions, key, cfg=cfg)
 
     reference = overshooting_kl_loop(params, posts, priors, actions, key, cfg=cfg)
@@ -56,7 +57,7 @@ def test_overshooting_targets_are_stop_gradient():
     def far_only(mean, std, stoch):
         p = posts.replace(mean=mean, std=std, stoch=stoch)
         one = clipped_kl(rssm.kl_divergence(p, priors), 0.0)
-        return (overshooting_kl(params, p, priors, actions, jax.random.key(0), cfg=cfg) * 3 - one).sum()
+        return (overshooting_kl(params, p, priors, actions, prng.key(0), cfg=cfg) * 3 - one).sum()
 
     g_mean, g_std, g_stoch = jax.grad(far_only, argnums=(0, 1, 2))(posts.mean, posts.std, posts.stoch)
     # (The one-step term is removed by subtraction, which leaves rounding noise of 1e-7.)
@@ -67,12 +68,12 @@ def test_overshooting_targets_are_stop_gradient():
 
 def test_image_and_reward_terms_are_unit_variance_gaussians():
     cfg = tiny_config(free_nats=0.0, kl_scale=0.0)
-    params = init_params(jax.random.key(0), cfg)
+    params = init_params(prng.key(0), cfg)
     batch = random_batch(cfg, 2, 5)
-    loss, m = world_model_loss(params, batch, jax.random.key(1), cfg=cfg)
+    loss, m = world_model_loss(params, batch, prng.key(1), cfg=cfg)
     # Recompute the two log-likelihoods by hand from the same posterior features.
     mods = Modules(cfg)
-    k_pre, k_obs, _ = jax.random.split(jax.random.key(1), 3)
+    k_pre, k_obs, _ = jax.random.split(prng.key(1), 3)
     x = jnp.asarray(batch["obs"])
     embeds = mods.encoder.apply({"params": params["encoder"]}, x)
     posts, _ = rssm.observe(params["cell"], embeds, batch["action"], k_obs, cfg=cfg)
@@ -88,9 +89,9 @@ def test_image_and_reward_terms_are_unit_variance_gaussians():
 
 def test_pixel_loss_sums_over_pixels():
     cfg = tiny_config(obs="pixels")
-    params = init_params(jax.random.key(0), cfg)
+    params = init_params(prng.key(0), cfg)
     batch = random_batch(cfg, 2, 4)
-    loss, m = jax.jit(functools.partial(world_model_loss, cfg=cfg))(params, batch, jax.random.key(1))
+    loss, m = jax.jit(functools.partial(world_model_loss, cfg=cfg))(params, batch, prng.key(1))
     # The mean per-step image NLL >= the Gaussian constant of 64*64*3 pixels (one step's, not T's).
     constant = 64 * 64 * 3 * 0.5 * np.log(2 * np.pi)
     assert constant < float(m["image_loss"]) < 2 * constant
@@ -111,9 +112,9 @@ def test_loss_is_the_official_mean_over_batch_and_time():
     KL, so the clip binds at some steps and not at others.
     """
     cfg = tiny_config()
-    params = init_params(jax.random.key(0), cfg)
+    params = init_params(prng.key(0), cfg)
     batch = random_batch(cfg, 3, 7)
-    key = jax.random.key(1)
+    key = prng.key(1)
     mods = Modules(cfg)
     _, k_obs, _ = jax.random.split(key, 3)
     embeds = mods.encoder.apply({"params": params["encoder"]}, jnp.asarray(batch["obs"]))

@@ -10,6 +10,7 @@ from planet_jax.agent.planner import act, cem, env_mode, plan, refit, reward_pas
 from planet_jax.model import rssm
 from planet_jax.model.networks import Modules, init_params
 from planet_jax.ops import backends
+from planet_jax.ops import rng as prng
 
 H, A = 8, 2
 TARGET = jnp.asarray(np.random.default_rng(0).uniform(-0.8, 0.8, (H, A)), jnp.float32)
@@ -21,11 +22,11 @@ def neg_sq_distance(actions, key):
 
 def test_cem_finds_the_known_optimum_that_random_search_misses():
     settings = dict(horizon=H, action_size=A, num_iterations=10, num_candidates=500, num_elites=50)
-    best = cem(neg_sq_distance, jax.random.key(0), **settings)
+    best = cem(neg_sq_distance, prng.key(0), **settings)
     err = float(jnp.abs(best - TARGET).max())
     assert err < 0.05, err
     # Random search with the same number of evaluations (I x J) in [-1, 1]^(H x A).
-    samples = jax.random.uniform(jax.random.key(1), (10 * 500, H, A), minval=-1, maxval=1)
+    samples = jax.random.uniform(prng.key(1), (10 * 500, H, A), minval=-1, maxval=1)
     random_best = samples[jnp.argmax(neg_sq_distance(samples, None))]
     assert float(jnp.abs(random_best - TARGET).max()) > 0.3
 
@@ -37,7 +38,7 @@ def test_every_candidate_is_clipped_to_the_bounds():
         jax.debug.callback(lambda a: seen.append((float(a.min()), float(a.max()))), actions)
         return actions.sum((1, 2)) * 10.0  # pushes the mean far past +1
 
-    best = cem(score, jax.random.key(0), horizon=3, action_size=2, num_iterations=4, num_candidates=64, num_elites=8)
+    best = cem(score, prng.key(0), horizon=3, action_size=2, num_iterations=4, num_candidates=64, num_elites=8)
     jax.block_until_ready(best)
     assert len(seen) == 4
     assert all(lo >= -1.0 and hi <= 1.0 for lo, hi in seen)
@@ -63,7 +64,7 @@ def test_a_collapsed_dimension_keeps_searching():
         jax.debug.callback(lambda a: spreads.append(float(np.asarray(a).std(0).min())), actions)
         return actions.sum((1, 2))
 
-    best = cem(score, jax.random.key(0), horizon=2, action_size=1, num_iterations=8, num_candidates=64, num_elites=8)
+    best = cem(score, prng.key(0), horizon=2, action_size=1, num_iterations=8, num_candidates=64, num_elites=8)
     jax.block_until_ready(best)
     assert float(best.min()) > 0.99
     assert min(spreads) > 1e-4, spreads
@@ -71,17 +72,17 @@ def test_a_collapsed_dimension_keeps_searching():
 
 def _agent(obs="state", **overrides):
     cfg = tiny_config(obs=obs, **overrides)
-    params = init_params(jax.random.key(0), cfg)
+    params = init_params(prng.key(0), cfg)
     return cfg, params
 
 
 @pytest.mark.parametrize("horizon", [1, 2, 5])
 def test_scores_equal_reward_summed_over_an_imagined_rollout(horizon):
     cfg = tiny_config(horizon=horizon)
-    params = init_params(jax.random.key(0), cfg)
+    params = init_params(prng.key(0), cfg)
     belief = jax.tree.map(lambda x: x[0] + 0.3, rssm.initial((1,), cfg))
-    actions = jax.random.uniform(jax.random.key(1), (6, horizon, cfg.action_size), minval=-1, maxval=1)
-    key = jax.random.key(2)
+    actions = jax.random.uniform(prng.key(1), (6, horizon, cfg.action_size), minval=-1, maxval=1)
+    key = prng.key(2)
     start = jax.tree.map(lambda x: jnp.broadcast_to(x, (6, *x.shape)), belief)
     states = rssm.imagine(params["cell"], start, actions, key, cfg=cfg)  # [J, H]
     expected = Modules(cfg).reward.apply({"params": params["reward"]}, states.features).sum(-1)
@@ -108,8 +109,7 @@ def test_unrolled_rollout_plans_the_same_action():
     belief = jax.tree.map(lambda x: x + 0.3, rssm.initial((), cfg))
     plan_jit = jax.jit(plan, static_argnames="cfg")
     actions = [
-        plan_jit(params, belief, jax.random.key(3), cfg=C.replace(cfg, rollout_unroll=u))
-        for u in (1, 3, cfg.planner.horizon)
+        plan_jit(params, belief, prng.key(3), cfg=C.replace(cfg, rollout_unroll=u)) for u in (1, 3, cfg.planner.horizon)
     ]
     np.testing.assert_allclose(actions[1], actions[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(actions[2], actions[0], rtol=1e-5, atol=1e-6)
@@ -128,9 +128,9 @@ def test_batched_act_equals_per_environment_calls(env_axis, form):
     cfg, params = _agent(obs="pixels", env_axis=env_axis, reward_pass=form)
     n = 3
     obs = np.random.default_rng(0).integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8)
-    prev = jax.random.uniform(jax.random.key(1), (n, cfg.action_size), minval=-1, maxval=1)
+    prev = jax.random.uniform(prng.key(1), (n, cfg.action_size), minval=-1, maxval=1)
     belief = rssm.initial((n,), cfg)
-    key = jax.random.key(2)
+    key = prng.key(2)
     actions, new_belief = act(params, belief, prev, obs, key, cfg=cfg, explore=False)
     assert actions.shape == (n, cfg.action_size) and float(jnp.abs(actions).max()) <= 1.0
     # The same computation environment by environment, with the keys act derives.
@@ -151,8 +151,8 @@ def test_exploration_noise_only_when_exploring():
     cfg, params = _agent(exploration_noise=0.3)
     obs = np.zeros((64, *cfg.obs_shape), np.float32)
     belief, prev = rssm.initial((64,), cfg), jnp.zeros((64, cfg.action_size))
-    calm, _ = act(params, belief, prev, obs, jax.random.key(0), cfg=cfg, explore=False)
-    noisy, _ = act(params, belief, prev, obs, jax.random.key(0), cfg=cfg, explore=True)
+    calm, _ = act(params, belief, prev, obs, prng.key(0), cfg=cfg, explore=False)
+    noisy, _ = act(params, belief, prev, obs, prng.key(0), cfg=cfg, explore=True)
     diff = np.asarray(noisy - calm)
     assert np.abs(diff).max() > 0.1  # noise of std 0.3 was added...
     assert float(jnp.abs(noisy).max()) <= 1.0  # ...and clipped
@@ -170,7 +170,7 @@ def test_planner_compiles_once():
     belief, prev = rssm.initial((2,), cfg), jnp.zeros((2, cfg.action_size))
     for seed in range(3):
         obs = np.random.default_rng(seed).normal(size=(2, *cfg.obs_shape)).astype(np.float32)
-        prev, belief = traced(params, belief, prev, obs, jax.random.key(seed))
+        prev, belief = traced(params, belief, prev, obs, prng.key(seed))
     chex.clear_trace_counter()
 
 
@@ -185,7 +185,7 @@ def test_bad_planner_settings_are_rejected(updates, message):
     cfg, params = _agent()
     bad = C.replace(cfg, **updates)  # built without validation
     with pytest.raises(C.ConfigError, match=message):
-        plan(params, rssm.initial((), cfg), jax.random.key(0), cfg=bad)
+        plan(params, rssm.initial((), cfg), prng.key(0), cfg=bad)
     with pytest.raises(C.ConfigError, match=message):
         C.validate(bad)
 
@@ -215,7 +215,7 @@ def test_plan_returns_the_first_action_of_the_final_cem_mean(monkeypatch):
         return -jnp.sum((actions - target) ** 2, axis=(1, 2))
 
     monkeypatch.setattr(planner, "score_sequences", score)
-    key = jax.random.key(3)
+    key = prng.key(3)
     action = plan(None, None, key, cfg=cfg)
     assert action.shape == (cfg.action_size,)
     np.testing.assert_allclose(action, target[0], atol=0.05)

@@ -21,6 +21,7 @@ from planet_jax.agent import planner
 from planet_jax.experimental import rollout_kernel as kernels
 from planet_jax.model import rssm
 from planet_jax.model.networks import init_params
+from planet_jax.ops import rng as prng
 
 # The comparisons run with float32 products (`highest`): by default a GPU multiplies in
 # TF32 (10-bit mantissas), in XLA and in the kernel alike, and elites chosen from such
@@ -35,7 +36,7 @@ def float32_products():
 
 
 def _start(cfg, seed=1):
-    k1, k2 = jax.random.split(jax.random.key(seed))
+    k1, k2 = jax.random.split(prng.key(seed))
     return rssm.State(
         jax.random.normal(k1, (cfg.deter_size,)),
         jax.random.normal(k2, (cfg.stoch_size,)),
@@ -57,10 +58,10 @@ def _start(cfg, seed=1):
 )
 def test_rollout_equals_imagine(sizes, num, block, rows):
     cfg = tiny_config(horizon=5, **sizes)
-    cell = init_params(jax.random.key(0), cfg)["cell"]
+    cell = init_params(prng.key(0), cfg)["cell"]
     start = _start(cfg)
-    actions = jax.random.uniform(jax.random.key(2), (num, 5, cfg.action_size), minval=-1, maxval=1)
-    key = jax.random.key(3)
+    actions = jax.random.uniform(prng.key(2), (num, 5, cfg.action_size), minval=-1, maxval=1)
+    key = prng.key(3)
     expected = rssm.imagine(
         cell, jax.tree.map(lambda x: jnp.broadcast_to(x, (num, *x.shape)), start), actions, key, cfg=cfg
     )
@@ -79,10 +80,10 @@ def test_rollout_equals_imagine(sizes, num, block, rows):
 @pytest.mark.usefixtures("float32_products")
 def test_rollout_takes_the_cell_padded_once():
     cfg = tiny_config(horizon=3, deter_size=20)
-    cell = init_params(jax.random.key(0), cfg)["cell"]
+    cell = init_params(prng.key(0), cfg)["cell"]
     start = _start(cfg)
-    actions = jax.random.uniform(jax.random.key(2), (16, 3, cfg.action_size), minval=-1, maxval=1)
-    eps = kernels.prior_noise(jax.random.key(3), 16, 3, cfg.stoch_size)
+    actions = jax.random.uniform(prng.key(2), (16, 3, cfg.action_size), minval=-1, maxval=1)
+    eps = kernels.prior_noise(prng.key(3), 16, 3, cfg.stoch_size)
     padded = kernels.pad_cell(cell, stoch=cfg.stoch_size, action=cfg.action_size)
     # Padded to 32 deterministic units: the padding is zeros, the real block the weights.
     w_h = padded.weights[5]
@@ -102,7 +103,7 @@ def test_rollout_takes_the_cell_padded_once():
 
 def test_rollout_rejects_what_it_cannot_run():
     cfg = tiny_config()
-    cell = init_params(jax.random.key(0), cfg)["cell"]
+    cell = init_params(prng.key(0), cfg)["cell"]
     actions = jnp.zeros((16, 3, cfg.action_size))
     eps = jnp.zeros((3, 16, cfg.stoch_size))
     start = (jnp.zeros(cfg.deter_size), jnp.zeros(cfg.stoch_size))
@@ -110,7 +111,7 @@ def test_rollout_rejects_what_it_cannot_run():
         kernels.rollout(cell, *start, actions, eps, min_std=0.1, block=24)
     with pytest.raises(ValueError, match="rows must be 16 or 32"):
         kernels.rollout(cell, *start, actions, eps, min_std=0.1, rows=64)
-    ssm = init_params(jax.random.key(0), C.replace(cfg, variant="ssm"))["cell"]
+    ssm = init_params(prng.key(0), C.replace(cfg, variant="ssm"))["cell"]
     with pytest.raises(ValueError, match="rssm variant"):
         kernels.rollout(ssm, jnp.zeros(0), jnp.zeros(cfg.stoch_size), actions, eps, min_std=0.1)
 
@@ -118,10 +119,10 @@ def test_rollout_rejects_what_it_cannot_run():
 @pytest.mark.usefixtures("float32_products")
 def test_planner_with_the_kernel_scores_and_plans_as_with_xla():
     cfg = tiny_config(horizon=4, reward_pass="after")
-    params = init_params(jax.random.key(0), cfg)
+    params = init_params(prng.key(0), cfg)
     start = _start(cfg)
-    actions = jax.random.uniform(jax.random.key(2), (40, 4, cfg.action_size), minval=-1, maxval=1)
-    key = jax.random.key(3)
+    actions = jax.random.uniform(prng.key(2), (40, 4, cfg.action_size), minval=-1, maxval=1)
+    key = prng.key(3)
     np.testing.assert_allclose(
         np.asarray(kernels.score_sequences(params, start, actions, key, cfg=cfg, launch=kernels.Launch(block=32))),
         np.asarray(planner.score_sequences(params, start, actions, key, cfg=cfg)),
@@ -139,12 +140,12 @@ def test_batched_act_with_the_kernel_equals_per_environment_plans():
     # the kernel was a planner setting: vmap over environments becomes a grid axis of the
     # kernel (run here by Pallas's interpreter).
     cfg = tiny_config(obs="pixels", env_axis="vmap")
-    params = init_params(jax.random.key(0), cfg)
+    params = init_params(prng.key(0), cfg)
     n = 3
     obs = np.random.default_rng(0).integers(0, 256, (n, *cfg.obs_shape), dtype=np.uint8)
-    prev = jax.random.uniform(jax.random.key(1), (n, cfg.action_size), minval=-1, maxval=1)
+    prev = jax.random.uniform(prng.key(1), (n, cfg.action_size), minval=-1, maxval=1)
     belief = rssm.initial((n,), cfg)
-    key = jax.random.key(2)
+    key = prng.key(2)
     actions, new_belief = kernels.act(params, belief, prev, obs, key, cfg=cfg, explore=False)
     assert actions.shape == (n, cfg.action_size) and float(jnp.abs(actions).max()) <= 1.0
     # The same computation environment by environment, with the keys act derives.
@@ -167,11 +168,11 @@ def test_kernel_settings_are_checked():
         kernels.Launch(rows=64)
     ssm = C.replace(cfg, variant="ssm")
     with pytest.raises(C.ConfigError, match="rssm variant only"):
-        kernels.plan(init_params(jax.random.key(0), ssm), _start(ssm), jax.random.key(0), cfg=ssm)
-    params = init_params(jax.random.key(0), cfg)
+        kernels.plan(init_params(prng.key(0), ssm), _start(ssm), prng.key(0), cfg=ssm)
+    params = init_params(prng.key(0), cfg)
     actions = jnp.zeros((16, cfg.planner.horizon, cfg.action_size))
     with mock.patch("jax.default_backend", return_value="tpu"), pytest.raises(C.ConfigError, match="GPUs"):
-        kernels.score_sequences(params, _start(cfg), actions, jax.random.key(0), cfg=cfg)
+        kernels.score_sequences(params, _start(cfg), actions, prng.key(0), cfg=cfg)
 
 
 def test_run_directories_from_before_the_move_still_load():
@@ -198,7 +199,7 @@ def _cuda_text(fn, *args):
 def test_batched_act_with_the_kernel_lowers_to_one_triton_call_for_cuda():
     # The GPU defaults (vmap over environments, reward after the rollout) at pixel debug sizes.
     cfg = tiny_config(obs="pixels")
-    params = init_params(jax.random.key(0), cfg)
+    params = init_params(prng.key(0), cfg)
     n = 3
     obs = jnp.zeros((n, *cfg.obs_shape), jnp.uint8)
     prev = jnp.zeros((n, cfg.action_size))
@@ -206,7 +207,7 @@ def test_batched_act_with_the_kernel_lowers_to_one_triton_call_for_cuda():
     def fn(params, belief, prev, obs, key):
         return kernels.act(params, belief, prev, obs, key, cfg=cfg, explore=True)
 
-    text = _cuda_text(fn, params, rssm.initial((n,), cfg), prev, obs, jax.random.key(0))
+    text = _cuda_text(fn, params, rssm.initial((n,), cfg), prev, obs, prng.key(0))
     assert text.count("xla.gpu.triton") == 1, "one kernel call inside the CEM loop"
     assert 'name = "planet_rollout"' in text
     # vmap over 3 environments becomes a second grid axis, not three calls.
@@ -216,7 +217,7 @@ def test_batched_act_with_the_kernel_lowers_to_one_triton_call_for_cuda():
 @pytest.mark.compiled_text
 def test_paper_size_rollout_lowers_for_cuda():
     cfg = C.replace(C.preset("paper"), obs="state")  # the same cell; a pixel model takes 26 s to initialise here
-    cell = init_params(jax.random.key(0), cfg)["cell"]
+    cell = init_params(prng.key(0), cfg)["cell"]
     p = cfg.planner
     start = _start(cfg)
     actions = jnp.zeros((p.num_candidates, p.horizon, cfg.action_size))
@@ -227,7 +228,7 @@ def test_paper_size_rollout_lowers_for_cuda():
             cell, deter, stoch, actions, eps, min_std=cfg.model.min_std, block=kernels.Launch().block
         )
 
-    text = _cuda_text(fn, cell, start.deter, start.stoch, actions, jax.random.key(0))
+    text = _cuda_text(fn, cell, start.deter, start.stoch, actions, prng.key(0))
     assert text.count("xla.gpu.triton") == 1
     assert f"grid_x = {-(-p.num_candidates // kernels.Launch().block)}" in text
     # Padded: 1008 candidates of 224 deterministic units, at the start and after each step.
@@ -243,7 +244,7 @@ def test_every_loop_of_the_kernel_keeps_two_trips(deter, hidden):
     # The kernel halves `rows` where a sum would take one trip; here, in the Triton IR that
     # Pallas hands to XLA, every loop's upper bound must be 2 or more.
     cfg = tiny_config(horizon=5, deter_size=deter, hidden_size=hidden)
-    cell = init_params(jax.random.key(0), cfg)["cell"]
+    cell = init_params(prng.key(0), cfg)["cell"]
     start = _start(cfg)
     actions = jnp.zeros((50, 5, cfg.action_size))
     eps = jnp.zeros((5, 50, cfg.stoch_size))

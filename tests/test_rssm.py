@@ -7,12 +7,13 @@ from helpers import tiny_config
 from planet_jax.model import rssm
 from planet_jax.model.losses import clipped_kl
 from planet_jax.model.networks import init_params
+from planet_jax.ops import rng as prng
 
 
 def _setup(variant="rssm", batch=3, steps=7, seed=0):
     cfg = tiny_config(variant=variant)
-    params = init_params(jax.random.key(seed), cfg)["cell"]
-    k1, k2 = jax.random.split(jax.random.key(seed + 1))
+    params = init_params(prng.key(seed), cfg)["cell"]
+    k1, k2 = jax.random.split(prng.key(seed + 1))
     embeds = jax.random.normal(k1, (batch, steps, cfg.embed_size))
     actions = jax.random.uniform(k2, (batch, steps, cfg.action_size), minval=-1, maxval=1)
     return cfg, params, embeds, actions
@@ -26,7 +27,7 @@ def _assert_states_close(a: rssm.State, b: rssm.State):
 @pytest.mark.parametrize("variant", ["rssm", "ssm", "rnn"])
 def test_observe_equals_python_loop(variant):
     cfg, params, embeds, actions = _setup(variant)
-    key = jax.random.key(5)
+    key = prng.key(5)
     posts, priors = rssm.observe(params, embeds, actions, key, cfg=cfg)
     keys = jax.random.split(key, actions.shape[1])
     state = rssm.initial((actions.shape[0],), cfg)
@@ -45,9 +46,9 @@ def test_observe_equals_python_loop(variant):
 @pytest.mark.parametrize("variant", ["rssm", "ssm", "rnn"])
 def test_imagine_equals_python_loop(variant):
     cfg, params, embeds, actions = _setup(variant)
-    posts, _ = rssm.observe(params, embeds, actions, jax.random.key(0), cfg=cfg)
+    posts, _ = rssm.observe(params, embeds, actions, prng.key(0), cfg=cfg)
     start = jax.tree.map(lambda x: x[:, -1], posts)
-    key = jax.random.key(9)
+    key = prng.key(9)
     imagined = rssm.imagine(params, start, actions, key, cfg=cfg)
     keys = jax.random.split(key, actions.shape[1])
     state = start
@@ -59,8 +60,8 @@ def test_imagine_equals_python_loop(variant):
 def test_prior_is_stochastic_and_std_has_floor():
     cfg, params, embeds, actions = _setup()
     start = rssm.initial((3,), cfg)
-    a = rssm.imagine(params, start, actions, jax.random.key(1), cfg=cfg)
-    b = rssm.imagine(params, start, actions, jax.random.key(2), cfg=cfg)
+    a = rssm.imagine(params, start, actions, prng.key(1), cfg=cfg)
+    b = rssm.imagine(params, start, actions, prng.key(2), cfg=cfg)
     assert not np.allclose(a.stoch, b.stoch)
     np.testing.assert_allclose(a.mean[:, 0], b.mean[:, 0])  # the first step's statistics agree
     assert float(a.std.min()) >= cfg.model.min_std
@@ -91,7 +92,7 @@ def test_free_nats_clip_per_step():
 
 def test_rnn_variant_has_no_latent_distribution():
     cfg, params, embeds, actions = _setup("rnn")
-    posts, priors = rssm.observe(params, embeds, actions, jax.random.key(0), cfg=cfg)
+    posts, priors = rssm.observe(params, embeds, actions, prng.key(0), cfg=cfg)
     assert posts.stoch.shape[-1] == 0 and posts.deter.shape[-1] == cfg.model.deter_size
     np.testing.assert_array_equal(np.asarray(rssm.kl_divergence(posts, priors)), 0.0)
 
@@ -112,9 +113,9 @@ def test_gru_is_tf_gru_block_cell():
 
     size, inputs = 6, 4
     cell = GRUCell(size)
-    x = jax.random.normal(jax.random.key(0), (3, inputs))
-    h = jax.random.normal(jax.random.key(1), (3, size))
-    params = cell.init(jax.random.key(2), x, h)["params"]
+    x = jax.random.normal(prng.key(0), (3, inputs))
+    h = jax.random.normal(prng.key(1), (3, size))
+    params = cell.init(prng.key(2), x, h)["params"]
     # The initial biases and the kernels' shapes, as TF1 creates them.
     np.testing.assert_array_equal(np.asarray(params["gates"]["bias"]), np.ones(2 * size))
     np.testing.assert_array_equal(np.asarray(params["candidate"]["bias"]), np.zeros(size))
@@ -124,7 +125,7 @@ def test_gru_is_tf_gru_block_cell():
     assert 0.8 * limit < float(jnp.abs(params["gates"]["kernel"]).max()) <= limit
 
     # Random biases too, so that the reference checks where each bias enters.
-    params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(3), p.shape), params)
+    params = jax.tree.map(lambda p: p + jax.random.normal(prng.key(3), p.shape), params)
     w_ru, b_ru = (np.asarray(params["gates"][k], np.float64) for k in ("kernel", "bias"))
     w_c, b_c = (np.asarray(params["candidate"][k], np.float64) for k in ("kernel", "bias"))
     xs, hs = np.asarray(x, np.float64), np.asarray(h, np.float64)

@@ -13,6 +13,7 @@ from planet_jax.io.replay import Replay
 from planet_jax.model.state import create_train_state
 from planet_jax.model.update import scan_updates, update
 from planet_jax.ops import convs
+from planet_jax.ops import rng as prng
 
 
 def _random_episode(env, rng):
@@ -35,7 +36,7 @@ def test_tiny_model_overfits_a_fixed_batch():
         replay.add(_random_episode(env, rng))
     batch = replay.sample(rng, 8, 16)
     batches = jax.tree.map(lambda x: np.repeat(x[None], 50, 0), batch)
-    state = create_train_state(jax.random.key(0), cfg=cfg)
+    state = create_train_state(prng.key(0), cfg=cfg)
     history = []
     for _ in range(8):
         state, metrics = update(state, batches, cfg=cfg)
@@ -56,7 +57,7 @@ def test_vmapped_update_equals_separate_updates(obs, monkeypatch):
     # products) vmapped over agents, as `train --num-seeds N` runs them on a GPU.
     monkeypatch.setattr(convs, "WIDE_WINDOW", 1)
     cfg = tiny_config(obs=obs, updates_per_call=2, conv_impl="matmul")
-    keys = jax.random.split(jax.random.key(0), 2)
+    keys = jax.random.split(prng.key(0), 2)
     # Two agents' states, stacked (initialising them under vmap is `train`'s business, and
     # the sweep tests check it; here it would only compile a second initialiser).
     singles = [create_train_state(k, cfg=cfg) for k in keys]
@@ -74,7 +75,7 @@ def test_vmapped_update_equals_separate_updates(obs, monkeypatch):
 def test_update_compiles_once_and_reports_metrics():
     cfg = tiny_config(updates_per_call=2)
     traced = jax.jit(chex.assert_max_traces(scan_updates, n=1), static_argnames="cfg", donate_argnums=0)
-    state = create_train_state(jax.random.key(0), cfg=cfg)
+    state = create_train_state(prng.key(0), cfg=cfg)
     for seed in range(3):
         state, metrics = traced(state, random_batch(cfg, 4, 8, seed=seed, lead=(2,)), cfg=cfg)
     assert int(state.step) == 6
