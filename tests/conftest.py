@@ -10,6 +10,11 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # program once. An executable loaded from the cache is the one that was compiled, so
 # bit-exact comparisons between runs are unaffected.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "planet_jax-test-xla-cache"))
+# Every program, however fast it compiled (JAX keeps only those over 1 s by default): most
+# of the fast lane's time is many small compiles (reference-equality tests run op by op),
+# which a rerun then loads instead (experiments/results/README.md#test-lanes); it lives in
+# this machine's temporary directory.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 # Tests marked `compiled_text` read lowered or compiled program text (a library call in the

@@ -210,18 +210,29 @@ def test_evaluate_restores_and_writes_returns_and_videos(tmp_path):
     assert proc.returncode == 2 and "no checkpoint at step 7" in proc.stderr and "[2, 3]" in proc.stderr
 
 
-def test_unknown_preset_task_and_bad_override_exit_2_before_anything(tmp_path):
+def test_unknown_preset_task_and_bad_override_exit_2_before_anything(tmp_path, capsys):
+    # The first case through `python -m planet_jax.train` itself, the rest through `main`
+    # in this process (the same code path, without a JAX start-up each).
     logdir = tmp_path / "never"
-    for args, message in (
-        (["--preset", "huge"], "--preset must be one of paper, small, debug, got 'huge'"),
-        (["--task", "pong"], "unknown task 'pong'"),
-        (["--num-elites", "2000"], "num_elites must be at most num_candidates (1000)"),
-        (["--learning-rate", "fast"], "--learning-rate"),
-        (["--deter-size", "-3"], "deter_size must be an integer >= 1"),
+    for i, (args, message) in enumerate(
+        (
+            (["--preset", "huge"], "--preset must be one of paper, small, debug, got 'huge'"),
+            (["--task", "pong"], "unknown task 'pong'"),
+            (["--num-elites", "2000"], "num_elites must be at most num_candidates (1000)"),
+            (["--learning-rate", "fast"], "--learning-rate"),
+            (["--deter-size", "-3"], "deter_size must be an integer >= 1"),
+        )
     ):
-        out = _run_cli([*args, "--logdir", str(logdir)])
-        assert out.returncode == 2, (args, out.stderr)
-        assert message in out.stderr, (args, out.stderr)
+        argv = [*args, "--logdir", str(logdir)]
+        if i == 0:
+            out = _run_cli(argv)
+            code, stderr = out.returncode, out.stderr
+        else:
+            with pytest.raises(SystemExit) as exit_info:
+                train_main(argv)
+            code, stderr = exit_info.value.code, capsys.readouterr().err
+        assert code == 2, (args, stderr)
+        assert message in stderr, (args, stderr)
         assert not logdir.exists()
 
 
