@@ -8,7 +8,9 @@ reached, each seed's score is the mean of its test episodes (5 on both sides), a
 table gives the mean and standard error over seeds, and the wall-clock minutes to that
 phase: planet_jax's for all its seeds in one program (from its first record, the end of
 the first random episode, to the phase's test record) and divided by the seeds, Kaixhin's
-per seed (from its start to the phase), as run here.
+per seed (from its start to the phase), as run here. Several planet_jax runs of one task
+(more seeds, run later) are pooled: their seeds' scores together, and each run's minutes
+in turn, separated by " / ".
 """
 
 from __future__ import annotations
@@ -59,7 +61,10 @@ def main() -> None:
     p.add_argument("--kaixhin", nargs="+", default=[])
     p.add_argument("--json", default=None)
     a = p.parse_args()
-    ours = dict(planet_side(d) for d in a.planet)
+    ours: dict[str, list[dict]] = defaultdict(list)
+    for d in a.planet:
+        task, phases = planet_side(d)
+        ours[task].append(phases)
     theirs = kaixhin_side(a.kaixhin)
     rows = []
     print(
@@ -67,22 +72,35 @@ def main() -> None:
     )
     print("| --- | --- | --- | --- | --- | --- |")
     for task in sorted(set(ours) | set(theirs)):
-        for e in sorted(set(ours.get(task, {})) | set(theirs.get(task, {}))):
-            o, t = ours.get(task, {}).get(e), theirs.get(task, {}).get(e)
+        episodes = {e for phases in ours.get(task, []) for e in phases} | set(theirs.get(task, {}))
+        for e in sorted(episodes):
+            runs = [phases[e] for phases in ours.get(task, []) if e in phases]
+            t = theirs.get(task, {}).get(e)
             row = {"task": task, "episodes": e}
             cells = []
-            for side, data in (("planet_jax", o), ("kaixhin", t)):
-                if data is None or not data["returns"]:
-                    cells += ["-", "-"]
-                    continue
-                m, se = mean_se(data["returns"])
-                secs = data["seconds"] if side == "planet_jax" else float(np.mean(data["seconds"]))
-                row[side] = {"mean": m, "se": se, "returns": data["returns"], "minutes": secs / 60}
-                minutes = f"{secs / 60:.1f}"
-                if side == "planet_jax":
-                    row[side]["minutes_per_seed"] = secs / 60 / len(data["returns"])
-                    minutes += f" ({secs / 60 / len(data['returns']):.1f})"
-                cells += [f"{m:.1f} +- {se:.1f} ({len(data['returns'])})", minutes]
+            if runs:
+                returns = [x for run in runs for x in run["returns"]]
+                m, se = mean_se(returns)
+                minutes = [run["seconds"] / 60 for run in runs]
+                per_seed = [run["seconds"] / 60 / len(run["returns"]) for run in runs]
+                row["planet_jax"] = {"mean": m, "se": se, "returns": returns}
+                if len(runs) == 1:
+                    row["planet_jax"].update(minutes=minutes[0], minutes_per_seed=per_seed[0])
+                else:
+                    row["planet_jax"].update(minutes=minutes, minutes_per_seed=per_seed)
+                cells += [
+                    f"{m:.1f} +- {se:.1f} ({len(returns)})",
+                    " / ".join(f"{mi:.1f} ({ps:.1f})" for mi, ps in zip(minutes, per_seed, strict=True)),
+                ]
+            else:
+                cells += ["-", "-"]
+            if t is not None and t["returns"]:
+                m, se = mean_se(t["returns"])
+                secs = float(np.mean(t["seconds"]))
+                row["kaixhin"] = {"mean": m, "se": se, "returns": t["returns"], "minutes": secs / 60}
+                cells += [f"{m:.1f} +- {se:.1f} ({len(t['returns'])})", f"{secs / 60:.1f}"]
+            else:
+                cells += ["-", "-"]
             rows.append(row)
             print(f"| {task} | {e} | " + " | ".join(cells) + " |")
     if a.json:
