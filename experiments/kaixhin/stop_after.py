@@ -1,12 +1,12 @@
 """Stop a Kaixhin/PlaNet run once its metrics hold N test phases.
 
-    python experiments/kaixhin/stop_after.py RUN_DIR N PID
+    python experiments/kaixhin/stop_after.py RUN_DIR N PID [--every SECONDS]
 
 Kaixhin's main.py has no budget below its --episodes; a run stopped right after the
 metrics of its N-th test phase are saved equals a run that ended there. Each test phase
 plots `test_rewards.html` (our stand-in plotly appends it, with the time, to
 RUN_DIR/plots.jsonl) and then saves results/run/metrics.pth; once that file is newer than
-the N-th plot, PID gets SIGTERM. Exits when PID has gone.
+the N-th plot, PID gets SIGTERM. Exits when PID has gone. Looks every 5 s (`--every`).
 """
 
 import argparse
@@ -26,11 +26,13 @@ def test_plot_times(run_dir: str) -> list[float]:
 
 
 def alive(pid: int) -> bool:
+    """Whether `pid` still runs: a process that has exited but whose parent has not yet
+    reaped it (a zombie, state Z in /proc) counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
         return False
-    return True
 
 
 def main() -> None:
@@ -38,6 +40,7 @@ def main() -> None:
     p.add_argument("run_dir")
     p.add_argument("phases", type=int)
     p.add_argument("pid", type=int)
+    p.add_argument("--every", type=float, default=5.0)
     a = p.parse_args()
     metrics = os.path.join(a.run_dir, "results", "run", "metrics.pth")
     while alive(a.pid):
@@ -47,7 +50,7 @@ def main() -> None:
             os.kill(a.pid, signal.SIGTERM)
             print(f"stopped {a.run_dir} after test phase {a.phases}", flush=True)
             return
-        time.sleep(5)
+        time.sleep(a.every)
 
 
 if __name__ == "__main__":
