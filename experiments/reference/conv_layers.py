@@ -1,7 +1,7 @@
 """Milliseconds per layer of the paper's encoder and decoder, for every form in `planet_jax.ops.convs`.
 
 For each layer: forward alone / forward + backward (gradients of x and the kernel), at N
-frames (800 = one B=16, L=50 update). `cpu` is what `conv_impl=matmul` picks; the `*_xla`
+frames (800 = one B=16, L=50 update). `matmul` is what `conv_impl=matmul` picks; the `*_xla`
 forms are what a naive Flax model runs (`flax.linen.Conv` / `ConvTranspose`). Use it to
 re-check the per-layer choices of `convs.conv` / `convs.deconv` on a new CPU.
 
@@ -21,8 +21,8 @@ from planet_jax.ops import convs
 
 ENCODER = [(64, 3, 32), (31, 32, 64), (14, 64, 128), (6, 128, 256)]  # size, C_in, C_out; k 4
 DECODER = [(1, 1024, 128, 5), (5, 128, 64, 5), (13, 64, 32, 6), (30, 32, 3, 6)]  # size, C_in, C_out, k
-CONV_FORMS = ["cpu", "conv_xla", "conv_patches", "conv_s2d", "conv_s2d_patches"]
-DECONV_FORMS = ["cpu", "deconv_xla", "deconv_overlap", "deconv_subpixel", "deconv_subpixel_xla"]
+CONV_FORMS = ["matmul", "conv_xla", "conv_patches", "conv_s2d", "conv_s2d_patches"]
+DECONV_FORMS = ["matmul", "deconv_xla", "deconv_overlap", "deconv_subpixel", "deconv_subpixel_xla"]
 
 
 def median_ms(f, *args, repeats: int) -> float:
@@ -45,16 +45,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=800)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--forms", nargs="+", default=None, help="only these forms (default: all)")
+    parser.add_argument("--layers", nargs="+", type=int, default=None, help="only these rows, 0-7 (encoder 0-3)")
     args = parser.parse_args()
+    keep = lambda forms: [f for f in forms if args.forms is None or f in args.forms]
+    rows = lambda i: args.layers is None or i in args.layers
     n, key = args.frames, jax.random.key(0)
     print(f"{jax.devices()[0].device_kind}, {n} frames, ms forward / forward + backward")
-    for size, c, f in ENCODER:
+    for i, (size, c, f) in enumerate(ENCODER):
+        if not rows(i):
+            continue
         x, k = jax.random.normal(key, (n, size, size, c)), 0.1 * jax.random.normal(key, (4, 4, c, f))
-        print(f"encoder {size}x{size}x{c}->{f}: {row(convs.conv, x, k, CONV_FORMS, args.repeats)}", flush=True)
-    for size, c, f, ks in DECODER:
+        print(f"encoder {size}x{size}x{c}->{f}: {row(convs.conv, x, k, keep(CONV_FORMS), args.repeats)}", flush=True)
+    for i, (size, c, f, ks) in enumerate(DECODER):
+        if not rows(4 + i):
+            continue
         x, k = jax.random.normal(key, (n, size, size, c)), 0.1 * jax.random.normal(key, (ks, ks, c, f))
         print(
-            f"decoder {size}x{size}x{c}->{f} k{ks}: {row(convs.deconv, x, k, DECONV_FORMS, args.repeats)}", flush=True
+            f"decoder {size}x{size}x{c}->{f} k{ks}: {row(convs.deconv, x, k, keep(DECONV_FORMS), args.repeats)}",
+            flush=True,
         )
 
 

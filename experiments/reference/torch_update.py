@@ -17,8 +17,13 @@ as in its `main.py` (chunks of L frames give L-1 transitions, as there). Differe
 that code, none of which changes the arithmetic: the transition model runs eagerly rather
 than as a TorchScript module, and batches are random tensors rather than replay samples.
 
+With `--models DIR` it times Kaixhin/PlaNet's own models instead (its `models.py`, imported
+from a checkout such as the one `experiments/kaixhin/setup.sh` makes: TorchScript modules,
+nothing of that code copied here) in its `main.py` training step as written there.
+
   python -m venv /tmp/tv && /tmp/tv/bin/pip install torch==2.13.0 numpy
   /tmp/tv/bin/python experiments/reference/torch_update.py --batch 16 50 --json FILE
+  /tmp/tv/bin/python experiments/reference/torch_update.py --models /work/kx/code --json FILE
 """
 
 from __future__ import annotations
@@ -134,15 +139,52 @@ def make_step(batch: int, length: int):
         zeros_b, zeros_s = torch.zeros(batch, BELIEF), torch.zeros(batch, STATE)
         embeds = bottle(enc, obs[1:])
         beliefs, prior_m, prior_s, post_z, post_m, post_s = trans(zeros_s, actions[:-1], zeros_b, embeds)
-        recon = bottle(obs_model, beliefs, post_z)
-        obs_loss = F.mse_loss(recon, obs[1:], reduction="none").sum(dim=(2, 3, 4)).mean(dim=(0, 1))
-        rew_loss = F.mse_loss(bottle(rew_model, beliefs, post_z), rewards[:-1], reduction="none").mean(dim=(0, 1))
-        kl = kl_divergence(Normal(post_m, post_s), Normal(prior_m, prior_s)).sum(dim=2)
-        kl_loss = torch.max(kl, free_nats).mean(dim=(0, 1))
-        opt.zero_grad()
-        (obs_loss + rew_loss + kl_loss).backward()
-        nn.utils.clip_grad_norm_(params, 1000.0, norm_type=2)
-        opt.step()
+        recon, reward = bottle(obs_model, beliefs, post_z), bottle(rew_model, beliefs, post_z)
+        loss_step(opt, params, recon, obs[1:], reward, rewards[:-1], (post_m, post_s), (prior_m, prior_s), free_nats)
+
+    return step
+
+
+def loss_step(opt, params, recon, obs, reward, rewards, posterior, prior, free_nats) -> None:
+    """Kaixhin's loss (summed-pixel MSE + reward MSE + max(free nats, KL), means over T x B)
+    and its optimiser step: zero_grad, backward, clip at 1000, Adam."""
+    obs_loss = F.mse_loss(recon, obs, reduction="none").sum(dim=(2, 3, 4)).mean(dim=(0, 1))
+    rew_loss = F.mse_loss(reward, rewards, reduction="none").mean(dim=(0, 1))
+    kl = kl_divergence(Normal(*posterior), Normal(*prior)).sum(dim=2)
+    kl_loss = torch.max(kl, free_nats).mean(dim=(0, 1))
+    opt.zero_grad()
+    (obs_loss + rew_loss + kl_loss).backward()
+    nn.utils.clip_grad_norm_(params, 1000.0, norm_type=2)
+    opt.step()
+
+
+def make_kaixhin_step(models_dir: str, batch: int, length: int):
+    """Kaixhin/PlaNet's `main.py` update (no overshooting) on its own `models.py` modules."""
+    import sys
+
+    sys.path.insert(0, models_dir)
+    import models as kx  # Kaixhin/PlaNet's models.py, from the checkout given
+
+    torch.manual_seed(0)
+    enc = kx.Encoder(False, (3, 64, 64), EMBED, "relu")
+    trans = kx.TransitionModel(BELIEF, STATE, ACTION, HIDDEN, EMBED, "relu")
+    obs_model = kx.ObservationModel(False, (3, 64, 64), BELIEF, STATE, EMBED, "relu")
+    rew_model = kx.RewardModel(BELIEF, STATE, HIDDEN, "relu")
+    params = [p for m in (trans, obs_model, rew_model, enc) for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3, eps=1e-4)
+    obs = torch.rand(length, batch, 3, 64, 64) - 0.5
+    actions = torch.rand(length, batch, ACTION) * 2 - 1
+    rewards = torch.randn(length, batch)
+    nonterminals = torch.ones(length, batch, 1)
+    free_nats = torch.full((1,), 3.0)
+
+    def step():
+        init_belief, init_state = torch.zeros(batch, BELIEF), torch.zeros(batch, STATE)
+        beliefs, _, prior_m, prior_s, post_z, post_m, post_s = trans(
+            init_state, actions[:-1], init_belief, kx.bottle(enc, (obs[1:],)), nonterminals[:-1]
+        )
+        recon, reward = kx.bottle(obs_model, (beliefs, post_z)), kx.bottle(rew_model, (beliefs, post_z))
+        loss_step(opt, params, recon, obs[1:], reward, rewards[:-1], (post_m, post_s), (prior_m, prior_s), free_nats)
 
     return step
 
@@ -153,13 +195,17 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--models", default=None, help="a Kaixhin/PlaNet checkout: time its own models.py")
     args = parser.parse_args()
-    # As in `bench`: whether malloc hands out transparent huge pages (see planet_jax.ops.hostmem).
-    pages = ", malloc huge pages" if "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "") else ""
+    # As in `bench` (planet_jax.ops.hostmem.describe): how malloc serves the buffers.
+    have = dict(item.partition("=")[::2] for item in os.environ.get("GLIBC_TUNABLES", "").split(":") if item)
+    reuse = have.get("glibc.malloc.mmap_max") == "0" and have.get("glibc.malloc.arena_max") == "1"
+    parts = ["malloc heap reuse" if reuse else "", "huge pages" if have.get("glibc.malloc.hugetlb") == "1" else ""]
+    pages = "".join(f", {part}" for part in parts if part)
     device = f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}{pages})"
     records = []
     for batch in args.batch:
-        step = make_step(batch, args.length)
+        step = make_kaixhin_step(args.models, batch, args.length) if args.models else make_step(batch, args.length)
         step()  # warm-up
         times = []
         for _ in range(args.repeats):
@@ -170,6 +216,8 @@ def main() -> None:
             "name": f"torch_update/B={batch}",
             "device": device,
             "torch": torch.__version__,
+            "models": f"Kaixhin/PlaNet models.py ({args.models})" if args.models else "re-typed",
+            "times_s": times,
             "median_s": statistics.median(times),
             "min_s": min(times),
             "max_s": max(times),

@@ -33,7 +33,7 @@ from typing import Any, Literal
 from planet_jax.ops import hostmem  # standard library only
 
 if __name__ == "__main__":  # before JAX loads: see planet_jax.ops.hostmem
-    hostmem.reexec_with_huge_pages()
+    hostmem.reexec_with_malloc_settings()
 
 import numpy as np
 import tyro
@@ -73,9 +73,11 @@ def device_name() -> str:
         model = cpu_model()
         import os
 
-        # Whether XLA's buffers get transparent huge pages (planet_jax.ops.hostmem): ~25% on an update.
-        pages = "malloc huge pages" if hostmem.TUNABLE in os.environ.get("GLIBC_TUNABLES", "") else ""
-        return "cpu ({})".format(", ".join(part for part in (f"{os.cpu_count()} cores", model, pages) if part))
+        # How malloc serves XLA's buffers (planet_jax.ops.hostmem): a quarter of an update or more.
+        pages = hostmem.describe()
+        # The cores this process may run on (a `taskset` narrows them), not the machine's.
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return "cpu ({})".format(", ".join(part for part in (f"{cores} cores", model, pages) if part))
     return f"{dev.platform} ({dev.device_kind})"
 
 
@@ -156,9 +158,10 @@ class MatmulRate:
 def make_record(name, times, *, device, gflop=None, matmul_readings=None, settings=None, extra=None) -> Record:
     """One measured case, compared with the mean of `matmul_readings` (kept in extra)."""
     matmul = None
+    extra = {"times_s": list(times), **(extra or {})}  # per call: a bimodal case shows here
     if matmul_readings:
         matmul = statistics.mean(matmul_readings)
-        extra = {**(extra or {}), "matmul_readings": matmul_readings}
+        extra = {**extra, "matmul_readings": matmul_readings}
     median = statistics.median(times)
     return Record(
         name=name,
@@ -170,7 +173,7 @@ def make_record(name, times, *, device, gflop=None, matmul_readings=None, settin
         achieved_gflops=(gflop / median if gflop else None),
         matmul_gflops=matmul,
         settings=settings or {},
-        extra=extra or {},
+        extra=extra,
     )
 
 

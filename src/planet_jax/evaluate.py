@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from planet_jax.ops import hostmem  # standard library only
 
 if __name__ == "__main__":  # before JAX loads: see planet_jax.ops.hostmem
-    hostmem.reexec_with_huge_pages()
+    hostmem.reexec_with_malloc_settings()
 
 import jax
 import jax.numpy as jnp

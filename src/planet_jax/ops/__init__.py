@@ -8,5 +8,5 @@ against the plain one.
   rng          the Threefry hash unrolled: the numbers of `jax.random`, faster on a CPU
   compiler     XLA options per program, matmul precision, the compilation cache
   distributed  several processes and devices along the agent axis
-  hostmem      transparent huge pages for XLA's host buffers (standard library only)
+  hostmem      malloc settings that keep XLA's host buffers (standard library only)
 """
