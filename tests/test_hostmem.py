@@ -9,48 +9,56 @@ import pytest
 from planet_jax.ops import hostmem
 
 GOOD = (2, 36)
-ALL = (
-    "glibc.malloc.mmap_max=0:glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=1099511627776:glibc.malloc.hugetlb=1"
-)
-NO_HUGE = ALL.removesuffix(":glibc.malloc.hugetlb=1")
+HUGE = "glibc.malloc.hugetlb=1"
+REUSE = "glibc.malloc.mmap_max=0:glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=1099511627776"
 
 
-def test_env_adds_every_tunable_when_all_can_help():
-    env = hostmem.malloc_env({"PATH": "/bin"}, GOOD, "madvise")
-    assert env == {"PATH": "/bin", "GLIBC_TUNABLES": ALL}
+def test_default_adds_huge_pages_where_they_can_help():
+    assert hostmem.malloc_env({"PATH": "/bin"}, GOOD, "madvise") == {"PATH": "/bin", "GLIBC_TUNABLES": HUGE}
 
 
-def test_huge_pages_only_where_glibc_and_the_kernel_can_use_them():
+def test_reuse_adds_the_heap_tunables_and_huge_pages_where_possible():
+    env = hostmem.malloc_env({"PLANET_JAX_MALLOC": "reuse"}, GOOD, "madvise")
+    assert env["GLIBC_TUNABLES"] == f"{REUSE}:{HUGE}"
     for glibc, mode in [((2, 34), "madvise"), (GOOD, "always"), (GOOD, "never"), (GOOD, None)]:
-        assert hostmem.malloc_env({}, glibc, mode)["GLIBC_TUNABLES"] == NO_HUGE
+        assert hostmem.malloc_env({"PLANET_JAX_MALLOC": "reuse"}, glibc, mode)["GLIBC_TUNABLES"] == REUSE
 
 
 def test_a_tunable_the_user_set_keeps_its_value():
-    env = hostmem.malloc_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=0"}, GOOD, "madvise")
-    have = hostmem.parse(env["GLIBC_TUNABLES"])
+    user = {"PLANET_JAX_MALLOC": "reuse", "GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=0"}
+    tunables = hostmem.malloc_env(user, GOOD, "madvise")["GLIBC_TUNABLES"]
+    have = hostmem.parse(tunables)
     assert have["glibc.malloc.arena_max"] == "2" and have["glibc.malloc.hugetlb"] == "0"
-    assert have["glibc.malloc.mmap_max"] == "0" and env["GLIBC_TUNABLES"].startswith("glibc.malloc.arena_max=2:")
+    assert have["glibc.malloc.mmap_max"] == "0" and tunables.startswith("glibc.malloc.arena_max=2:")
 
 
 @pytest.mark.parametrize(
     ("environ", "glibc", "mode"),
     [
-        ({"GLIBC_TUNABLES": ALL}, GOOD, "madvise"),  # already set: no loop
-        ({"GLIBC_TUNABLES": NO_HUGE}, GOOD, "never"),  # all this machine can use
+        ({"GLIBC_TUNABLES": HUGE}, GOOD, "madvise"),  # already set: no loop
+        ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, GOOD, "madvise"),  # the user chose
         ({"PLANET_JAX_MALLOC": "0"}, GOOD, "madvise"),  # opted out
         ({"PLANET_JAX_HUGE_PAGES": "0"}, GOOD, "madvise"),  # the older opt-out
-        ({}, (2, 25), "madvise"),  # glibc without tunables
-        ({}, None, "madvise"),  # not glibc (musl, macOS)
+        ({"PLANET_JAX_MALLOC": "reuse", "GLIBC_TUNABLES": f"{REUSE}:{HUGE}"}, GOOD, "madvise"),
+        ({}, GOOD, "never"),  # huge pages cannot help, and the default asks for nothing else
+        ({}, GOOD, "always"),
+        ({"PLANET_JAX_MALLOC": "reuse"}, (2, 25), "madvise"),  # glibc without tunables
+        ({"PLANET_JAX_MALLOC": "reuse"}, None, "madvise"),  # not glibc (musl, macOS)
     ],
 )
 def test_env_is_none_when_reexec_changes_nothing(environ, glibc, mode):
     assert hostmem.malloc_env(environ, glibc, mode) is None
 
 
+def test_an_unknown_setting_is_refused_by_name():
+    with pytest.raises(ValueError, match="PLANET_JAX_MALLOC must be one of huge, reuse, 0, got 'lots'"):
+        hostmem.malloc_env({"PLANET_JAX_MALLOC": "lots"}, GOOD, "madvise")
+
+
 def test_describe_names_what_is_set():
-    assert hostmem.describe({"GLIBC_TUNABLES": ALL}) == "malloc heap reuse, huge pages"
-    assert hostmem.describe({"GLIBC_TUNABLES": NO_HUGE}) == "malloc heap reuse"
-    assert hostmem.describe({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}) == "huge pages"
+    assert hostmem.describe({"GLIBC_TUNABLES": f"{REUSE}:{HUGE}"}) == "malloc heap reuse, huge pages"
+    assert hostmem.describe({"GLIBC_TUNABLES": REUSE}) == "malloc heap reuse"
+    assert hostmem.describe({"GLIBC_TUNABLES": HUGE}) == "malloc huge pages"
     assert hostmem.describe({}) == ""
 
 
@@ -77,13 +85,15 @@ def _run(**env):
 
 
 @pytest.mark.skipif(
-    not sys.platform.startswith("linux") or hostmem.malloc_env({}, hostmem.glibc_version(), hostmem.thp_mode()) is None,
+    not sys.platform.startswith("linux")
+    or hostmem.malloc_env({hostmem.OPT_OUT: "reuse"}, hostmem.glibc_version(), hostmem.thp_mode()) is None,
     reason="this machine's C library has no tunables",
 )
 def test_the_process_reexecutes_itself_once_with_the_tunables():
-    here = hostmem.tunables_string()
-    assert _run() == here
-    assert _run(GLIBC_TUNABLES="glibc.malloc.arena_max=2") == "glibc.malloc.arena_max=2:" + here.replace(
+    assert _run() == (hostmem.tunables_string("huge") or "None")
+    assert _run(PLANET_JAX_MALLOC="reuse") == hostmem.tunables_string("reuse")
+    user = _run(PLANET_JAX_MALLOC="reuse", GLIBC_TUNABLES="glibc.malloc.arena_max=2")
+    assert user == "glibc.malloc.arena_max=2:" + hostmem.tunables_string("reuse").replace(
         "glibc.malloc.arena_max=1:", ""
     )
     assert _run(PLANET_JAX_MALLOC="0") == "None"

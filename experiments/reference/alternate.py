@@ -8,12 +8,11 @@ medians. Optionally `bench planner` (planet_jax only: its matmul-rate fraction) 
 each round.
 
   python experiments/reference/alternate.py OUT --torch-python /work/kx/.venv/bin/python \\
-      --models /work/kx/code --rounds 3 --batch 16 50 [--planner] [--malloc tuned|huge|default]
+      --models /work/kx/code --rounds 3 --batch 16 50 [--planner] [--malloc huge|reuse|default]
 
-`--malloc tuned` (default) runs both sides with the tunables of `planet_jax.ops.hostmem`,
-`huge` with transparent huge pages only (what the entry points used before), `default`
-with glibc's defaults; planet_jax's re-exec is switched off so the setting is the one
-given. Threads: both sides use every core the process may run on (`taskset` the whole
+`--malloc huge` (default: the entry points' own) and `reuse` run both sides with those
+settings of `planet_jax.ops.hostmem` (`PLANET_JAX_MALLOC`), `default` with glibc's
+defaults; planet_jax's re-exec is switched off so the setting is the one given. Threads: both sides use every core the process may run on (`taskset` the whole
 command to pin them).
 """
 
@@ -34,11 +33,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def malloc_tunables(setting: str) -> str:
-    if setting == "tuned":
-        return hostmem.tunables_string()
-    if setting == "huge":
-        return "glibc.malloc.hugetlb=1"
-    return ""
+    return hostmem.tunables_string(setting) if setting in ("huge", "reuse") else ""
 
 
 def run_side(cmd: list[str], env: dict[str, str], path: Path) -> list[dict]:
@@ -61,7 +56,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[16, 50])
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per case and side")
     parser.add_argument("--planner", action="store_true", help="also `bench planner` each round")
-    parser.add_argument("--malloc", choices=["tuned", "huge", "default"], default="tuned")
+    parser.add_argument("--malloc", choices=["huge", "reuse", "default"], default="huge")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

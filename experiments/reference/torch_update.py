@@ -200,8 +200,9 @@ def main() -> None:
     # As in `bench` (planet_jax.ops.hostmem.describe): how malloc serves the buffers.
     have = dict(item.partition("=")[::2] for item in os.environ.get("GLIBC_TUNABLES", "").split(":") if item)
     reuse = have.get("glibc.malloc.mmap_max") == "0" and have.get("glibc.malloc.arena_max") == "1"
-    parts = ["malloc heap reuse" if reuse else "", "huge pages" if have.get("glibc.malloc.hugetlb") == "1" else ""]
-    pages = "".join(f", {part}" for part in parts if part)
+    huge = have.get("glibc.malloc.hugetlb") == "1"
+    pages = (", malloc heap reuse" if reuse else "") + (", huge pages" if reuse and huge else "")
+    pages = pages or (", malloc huge pages" if huge else "")
     device = f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}{pages})"
     records = []
     for batch in args.batch:
