@@ -8,12 +8,13 @@ medians. Optionally `bench planner` (planet_jax only: its matmul-rate fraction) 
 each round.
 
   python experiments/reference/alternate.py OUT --torch-python /work/kx/.venv/bin/python \\
-      --models /work/kx/code --rounds 3 --batch 16 50 [--planner] [--malloc huge|reuse|default]
+      --models /work/kx/code --rounds 3 --batch 16 50 [--planner] [--malloc huge|reuse|0]
 
-`--malloc huge` (default: the entry points' own) and `reuse` run both sides with those
-settings of `planet_jax.ops.hostmem` (`PLANET_JAX_MALLOC`), `default` with glibc's
-defaults; planet_jax's re-exec is switched off so the setting is the one given. Threads: both sides use every core the process may run on (`taskset` the whole
-command to pin them).
+`--malloc` takes the values of `PLANET_JAX_MALLOC` (`planet_jax.ops.hostmem`): `huge` (the
+entry points' default), `reuse`, or `0` for glibc's defaults. Both sides get that setting's
+`GLIBC_TUNABLES`; planet_jax's own re-exec is switched off so the setting is the one given.
+Threads: both sides use every core the process may run on (`taskset` the whole command to
+pin them).
 """
 
 from __future__ import annotations
@@ -30,10 +31,6 @@ from pathlib import Path
 from planet_jax.ops import hostmem
 
 HERE = Path(__file__).resolve().parent
-
-
-def malloc_tunables(setting: str) -> str:
-    return hostmem.tunables_string(setting) if setting in ("huge", "reuse") else ""
 
 
 def run_side(cmd: list[str], env: dict[str, str], path: Path) -> list[dict]:
@@ -56,13 +53,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[16, 50])
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per case and side")
     parser.add_argument("--planner", action="store_true", help="also `bench planner` each round")
-    parser.add_argument("--malloc", choices=["huge", "reuse", "default"], default="huge")
+    parser.add_argument("--malloc", choices=list(hostmem.SETTINGS), default="huge")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     env[hostmem.OPT_OUT] = "0"  # the setting below, not the entry point's own
-    if tunables := malloc_tunables(args.malloc):
+    if tunables := hostmem.tunables_string(args.malloc):
         env["GLIBC_TUNABLES"] = tunables
     batch = [str(b) for b in args.batch]
     ours_cmd = lambda path: [sys.executable, "-m", "planet_jax.bench", "update", "--preset", "paper",  # noqa: E731

@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -160,8 +161,6 @@ def loss_step(opt, params, recon, obs, reward, rewards, posterior, prior, free_n
 
 def make_kaixhin_step(models_dir: str, batch: int, length: int):
     """Kaixhin/PlaNet's `main.py` update (no overshooting) on its own `models.py` modules."""
-    import sys
-
     sys.path.insert(0, models_dir)
     import models as kx  # Kaixhin/PlaNet's models.py, from the checkout given
 
@@ -197,12 +196,12 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--models", default=None, help="a Kaixhin/PlaNet checkout: time its own models.py")
     args = parser.parse_args()
-    # As in `bench` (planet_jax.ops.hostmem.describe): how malloc serves the buffers.
-    have = dict(item.partition("=")[::2] for item in os.environ.get("GLIBC_TUNABLES", "").split(":") if item)
-    reuse = have.get("glibc.malloc.mmap_max") == "0" and have.get("glibc.malloc.arena_max") == "1"
-    huge = have.get("glibc.malloc.hugetlb") == "1"
-    pages = (", malloc heap reuse" if reuse else "") + (", huge pages" if reuse and huge else "")
-    pages = pages or (", malloc huge pages" if huge else "")
+    # How malloc serves the buffers, in `bench`'s words. hostmem is standard library only, so
+    # it imports from the source tree into PyTorch's environment without planet_jax installed.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+    from planet_jax.ops import hostmem
+
+    pages = "".join(f", {part}" for part in [hostmem.describe()] if part)
     device = f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}{pages})"
     records = []
     for batch in args.batch:
