@@ -55,6 +55,15 @@ def test_an_unknown_setting_is_refused_by_name():
         hostmem.malloc_env({"PLANET_JAX_MALLOC": "lots"}, GOOD, "madvise")
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the tunables are glibc's (Linux)")
+@pytest.mark.parametrize("module", ["planet_jax.train", "planet_jax.evaluate", "planet_jax.bench"])
+def test_an_unknown_setting_stops_an_entry_point_with_one_line(module):
+    env = {**os.environ, "PLANET_JAX_MALLOC": "lots"}
+    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == "error: PLANET_JAX_MALLOC must be one of huge, reuse, 0, got 'lots'\n"
+
+
 def test_describe_names_what_is_set():
     assert hostmem.describe({"GLIBC_TUNABLES": f"{REUSE}:{HUGE}"}) == "malloc heap reuse, huge pages"
     assert hostmem.describe({"GLIBC_TUNABLES": REUSE}) == "malloc heap reuse"

@@ -52,6 +52,13 @@ def test_run_writes_everything(finished_run):
         assert np.isfinite(update[key]), key
     summary = json.load(open(os.path.join(d, "summary.json")))
     assert summary["episodes"] == 6 and summary["env_steps"] == 6 * 400 and not summary["interrupted"]
+    # The seed episodes (random actions) are marked, and their mean is the summary's baseline.
+    seed_episodes = int(TINY[TINY.index("--seed-episodes") + 1])
+    trains = [r for r in records if r["kind"] == "train_episode"]
+    assert [r["policy"] for r in trains] == ["random"] * seed_episodes + ["planner"] * (6 - seed_episodes)
+    assert summary["random_return_mean"] == pytest.approx(np.mean([r["return"] for r in trains[:seed_episodes]]))
+    first = min(r["episode"] for r in records if r["kind"] == "test")
+    assert summary["first_test"][0] == first
     # Every backend-dependent setting as it ran (the config itself keeps `auto`).
     from planet_jax import config as C
     from planet_jax.ops import backends
@@ -370,3 +377,34 @@ def test_compiled_programs_are_cached_per_user_unless_turned_off(tmp_path):
     assert "resumed" in out.stdout + out.stderr
     after = sorted(f for _, _, names in os.walk(cache) for f in names)
     assert after == before, sorted(set(after) - set(before))
+
+
+def test_end_of_run_line_reports_first_and_last_test_against_random_actions():
+    from planet_jax.io.logger import learning_summary
+    from planet_jax.train import describe_learning
+
+    def train(episode, seed, ret, policy):
+        return {"kind": "train_episode", "episode": episode, "seed": seed, "return": ret, "policy": policy}
+
+    records = [
+        train(1, 0, 100.0, "random"), train(1, 1, 140.0, "random"),
+        train(2, 0, 90.0, "random"), train(2, 1, 130.0, "random"),
+        {"kind": "test", "episode": 2, "seed": 0, "return": 20.0},
+        {"kind": "test", "episode": 2, "seed": 1, "return": 30.0},
+        train(3, 0, 400.0, "planner"), train(3, 1, 500.0, "planner"),
+        {"kind": "update", "episode": 3, "seed": 0, "loss": 1.0},
+        {"kind": "test", "episode": 4, "seed": 0, "return": 300.0},
+        {"kind": "test", "episode": 4, "seed": 1, "return": 400.0},
+    ]  # fmt: skip
+    learned = learning_summary(records)
+    # Phase means over seeds, s.e. with ddof 1: s.d. of (300, 400) is 70.71, / sqrt(2) = 50.
+    assert learned["first_test"] == (2, 25.0, pytest.approx(5.0))
+    assert learned["last_test"] == (4, 350.0, pytest.approx(50.0))
+    assert learned["random_return"] == 115.0 and learned["random_episodes"] == 4
+    assert describe_learning(learned) == (
+        "; test return 25.0 +- 5.0 (episode 2) -> 350.0 +- 50.0 (episode 4); random actions 115.0 (seed episodes)"
+    )
+    # One seed, one phase, no marked random episodes (a run from before they were marked).
+    one = learning_summary([{**r, "policy": None} for r in records[:5] if r.get("seed", 0) == 0])
+    assert one["random_return"] is None and describe_learning(one) == "; test return 20.0 (episode 2)"
+    assert describe_learning(learning_summary([])) == "; no test phase yet"

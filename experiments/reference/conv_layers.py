@@ -6,6 +6,7 @@ forms are what a naive Flax model runs (`flax.linen.Conv` / `ConvTranspose`). Us
 re-check the per-layer choices of `convs.conv` / `convs.deconv` on a new CPU.
 
   python experiments/reference/conv_layers.py --frames 800
+  python experiments/reference/conv_layers.py --frames 256 --depth 16   # the small preset's update
 """
 
 from __future__ import annotations
@@ -19,8 +20,17 @@ import jax.numpy as jnp
 from planet_jax.bench import timeit
 from planet_jax.ops import convs
 
-ENCODER = [(64, 3, 32), (31, 32, 64), (14, 64, 128), (6, 128, 256)]  # size, C_in, C_out; k 4
-DECODER = [(1, 1024, 128, 5), (5, 128, 64, 5), (13, 64, 32, 6), (30, 32, 3, 6)]  # size, C_in, C_out, k
+
+def encoder(d: int) -> list[tuple[int, int, int]]:
+    """(size, C_in, C_out) of the encoder's k=4 layers at cnn depth d (the paper's: 32)."""
+    return [(64, 3, d), (31, d, 2 * d), (14, 2 * d, 4 * d), (6, 4 * d, 8 * d)]
+
+
+def decoder(d: int) -> list[tuple[int, int, int, int]]:
+    """(size, C_in, C_out, k) of the decoder's layers at cnn depth d."""
+    return [(1, 32 * d, 4 * d, 5), (5, 4 * d, 2 * d, 5), (13, 2 * d, d, 6), (30, d, 3, 6)]
+
+
 CONV_FORMS = ["matmul", "conv_xla", "conv_patches", "conv_s2d", "conv_s2d_patches"]
 DECONV_FORMS = ["matmul", "deconv_xla", "deconv_overlap", "deconv_subpixel", "deconv_subpixel_xla"]
 
@@ -44,6 +54,7 @@ def row(op, x, kernel, forms, repeats):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=800)
+    parser.add_argument("--depth", type=int, default=32, help="cnn depth (the small preset's: 16)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--forms", nargs="+", default=None, help="only these forms (default: all)")
     parser.add_argument("--layers", nargs="+", type=int, default=None, help="only these rows, 0-7 (encoder 0-3)")
@@ -51,13 +62,13 @@ def main() -> None:
     keep = lambda forms: [f for f in forms if args.forms is None or f in args.forms]
     rows = lambda i: args.layers is None or i in args.layers
     n, key = args.frames, jax.random.key(0)
-    print(f"{jax.devices()[0].device_kind}, {n} frames, ms forward / forward + backward")
-    for i, (size, c, f) in enumerate(ENCODER):
+    print(f"{jax.devices()[0].device_kind}, {n} frames, depth {args.depth}, ms forward / forward + backward")
+    for i, (size, c, f) in enumerate(encoder(args.depth)):
         if not rows(i):
             continue
         x, k = jax.random.normal(key, (n, size, size, c)), 0.1 * jax.random.normal(key, (4, 4, c, f))
         print(f"encoder {size}x{size}x{c}->{f}: {row(convs.conv, x, k, keep(CONV_FORMS), args.repeats)}", flush=True)
-    for i, (size, c, f, ks) in enumerate(DECODER):
+    for i, (size, c, f, ks) in enumerate(decoder(args.depth)):
         if not rows(4 + i):
             continue
         x, k = jax.random.normal(key, (n, size, size, c)), 0.1 * jax.random.normal(key, (ks, ks, c, f))

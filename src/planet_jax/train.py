@@ -42,7 +42,7 @@ from planet_jax.agent.acting import PlannerPolicy, RandomPolicy, fold, rollout
 from planet_jax.cli import fail
 from planet_jax.config import Config, ConfigError
 from planet_jax.io import rundir
-from planet_jax.io.logger import MetricsLog, mean_and_stderr, plot_curves, write_json
+from planet_jax.io.logger import MetricsLog, learning_summary, mean_and_stderr, plot_curves, write_json
 from planet_jax.io.replay import Replay
 from planet_jax.io.rundir import RunDirError
 from planet_jax.ops import backends, compiler, distributed
@@ -462,9 +462,11 @@ class Trainer:
             return
         e = cfg.env.envs_per_seed
         record: dict = {}
+        policy_name = "planner"
         if self.counters.episodes < t.seed_episodes and self.sources is None:
             episodes = self.collect_random()
             plan_ms = None
+            policy_name = "random"
         else:
             record.update(self.train_cycle())
             episodes, policy = self.collect_planner()
@@ -476,7 +478,8 @@ class Trainer:
         for i in range(len(self.rows)):
             common = {"episode": self.counters.episodes, "env_steps": self.counters.env_steps, **self.row_fields(i)}
             self.metrics.write(
-                {"kind": "train_episode", **common, "return": float(returns[i].mean())}, step=self.counters.episodes
+                {"kind": "train_episode", **common, "return": float(returns[i].mean()), "policy": policy_name},
+                step=self.counters.episodes,
             )
             if "loss" in record:
                 update = {k: float(v[i]) for k, v in record.items()}
@@ -564,6 +567,7 @@ class Trainer:
         self.plot(records)
         tests = [r for r in records if r["kind"] == "test"]
         last = [r["return"] for r in tests if r["episode"] == max((x["episode"] for x in tests), default=-1)]
+        learned = learning_summary(records)
         summary = {
             "logdir": os.path.abspath(self.logdir),
             "episodes": self.counters.episodes,
@@ -571,6 +575,8 @@ class Trainer:
             "interrupted": interrupted,
             "last_test_return_mean": mean_and_stderr(last)[0] if last else None,
             "last_test_return_stderr": mean_and_stderr(last)[1] if last else None,
+            "first_test": learned["first_test"],
+            "random_return_mean": learned["random_return"],
             "checkpoints": checkpoints,
             "processes": jax.process_count(),
             "backend": backends.backend(),
@@ -581,8 +587,7 @@ class Trainer:
         write_json(os.path.join(self.logdir, "summary.json"), summary)
         what = "interrupted" if interrupted else "done"
         print(
-            f"{what}: {self.counters.episodes} episodes, {self.counters.env_steps} env steps; last test return "
-            f"{summary['last_test_return_mean']}\n"
+            f"{what}: {self.counters.episodes} episodes, {self.counters.env_steps} env steps{describe_learning(learned)}\n"
             f"  run directory  {summary['logdir']}\n"
             f"  config         config.json\n  metrics        metrics.jsonl, tensorboard/\n"
             f"  curve          curve.png\n  replay         replay/\n  checkpoints    checkpoints/ {summary['checkpoints']}\n"
@@ -591,6 +596,24 @@ class Trainer:
             flush=True,
         )
         return summary
+
+
+def describe_learning(learned: dict) -> str:
+    """The end-of-run line's account of learning: first and last test return beside random actions."""
+
+    def phase(p):
+        episode, mean, se = p
+        return f"{mean:.1f}" + (f" +- {se:.1f}" if se else "") + f" (episode {episode})"
+
+    if learned["last_test"] is None:
+        return "; no test phase yet"
+    text = "; test return "
+    if learned["first_test"][0] != learned["last_test"][0]:
+        text += phase(learned["first_test"]) + " -> "
+    text += phase(learned["last_test"])
+    if learned["random_return"] is not None:
+        text += f"; random actions {learned['random_return']:.1f} (seed episodes)"
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:

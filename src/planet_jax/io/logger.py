@@ -121,18 +121,49 @@ def mean_and_stderr(values: Sequence[float]) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
 
 
+def learning_summary(records: Iterable[dict]) -> dict:
+    """What a run's metrics say about learning: its first and last test phases against random actions.
+
+    `first_test` and `last_test` are `(episode, mean, s.e.)` of a phase's test return over
+    agents (seeds, sweep rows), or None without a test phase; `random_return` is the mean
+    return of the training episodes that took uniformly random actions (the seed episodes),
+    or None where the run collected none (a replay source, or records from before they
+    were marked).
+    """
+    records = list(records)
+    by_phase: dict[int, list[float]] = {}
+    for r in records:
+        if r.get("kind") == "test":
+            by_phase.setdefault(r["episode"], []).append(r["return"])
+    phases = sorted(by_phase)
+    randoms = [r["return"] for r in records if r.get("kind") == "train_episode" and r.get("policy") == "random"]
+
+    def phase(episode):
+        return (episode, *mean_and_stderr(by_phase[episode]))
+
+    return {
+        "first_test": phase(phases[0]) if phases else None,
+        "last_test": phase(phases[-1]) if phases else None,
+        "random_return": float(np.mean(randoms)) if randoms else None,
+        "random_episodes": len(randoms),
+    }
+
+
 def plot_curves(records: Iterable[dict], task: str, path: str, title: str = "") -> None:
     """Test return against episodes and environment steps, per seed and mean +- s.e.
 
-    The paper's 1000-episode score is drawn as a reference line where it exists.
+    The paper's 1000-episode score and the seed episodes' random-action return are drawn
+    as reference lines where they exist.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    records = list(records)
     tests = [r for r in records if r.get("kind") == "test"]
     trains = [r for r in records if r.get("kind") == "train_episode"]
+    random_return = learning_summary(records)["random_return"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     combos = sorted({r.get("combo", "") for r in tests + trains})
     for ax, xkey, xlabel in ((axes[0], "episode", "episodes"), (axes[1], "env_steps", "environment steps")):
@@ -157,6 +188,8 @@ def plot_curves(records: Iterable[dict], task: str, path: str, title: str = "") 
                     ax.fill_between(xs, mean - se, mean + se, alpha=0.2)
         if task in PAPER_SCORES_1000:
             ax.axhline(PAPER_SCORES_1000[task], color="k", ls="--", lw=1, label="PlaNet paper, 1000 episodes")
+        if random_return is not None:
+            ax.axhline(random_return, color="0.5", ls="-.", lw=1, label="random actions (seed episodes)")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("return")
         ax.grid(alpha=0.3)

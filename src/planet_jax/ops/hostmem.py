@@ -125,11 +125,17 @@ def reexec_with_malloc_settings() -> None:
     """Replace this process with the same command under the tunables of `PLANET_JAX_MALLOC` it lacks.
 
     Call it first thing in a command-line entry point, before JAX is imported. Returns
-    (doing nothing) when they are already set, cannot help, or are opted out of.
+    (doing nothing) when they are already set, cannot help, or are opted out of. An unknown
+    `PLANET_JAX_MALLOC` stops the command with a one-line error and exit status 2, as a bad
+    flag does.
     """
     if not sys.platform.startswith("linux"):
         return
-    env = malloc_env(dict(os.environ), glibc_version(), thp_mode())
+    try:
+        env = malloc_env(dict(os.environ), glibc_version(), thp_mode())
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     argv = getattr(sys, "orig_argv", None)
     if env is None or not argv:
         return
