@@ -55,6 +55,20 @@ def test_small_preset_keeps_the_objective_and_validates_for_every_task():
     assert (small.train.batch_size, small.train.chunk_length, small.train.train_steps) == (8, 32, 100)
 
 
+def test_quick_preset_is_the_measured_swingup_state_configuration():
+    # The flags of experiments/results/cpu-state-ab-objective's swingup runs, on `debug`.
+    flags = {
+        "obs": "state", "seed_episodes": 4, "train_steps": 100, "updates_per_call": 50, "batch_size": 32,
+        "chunk_length": 32, "deter_size": 64, "stoch_size": 16, "hidden_size": 64, "reward_units": 64,
+        "state_units": 64, "horizon": 12, "test_every": 4, "episodes": 20, "num_candidates": 300,
+        "num_elites": 30, "num_iterations": 6, "test_episodes": 5, "checkpoint_every": 4,
+    }  # fmt: skip
+    measured = C.replace(C.preset("debug", "cartpole-swingup"), **flags)
+    quick = C.validate(C.preset("quick", "cartpole-swingup"))
+    assert C.replace(quick, cnn_depth=measured.model.cnn_depth) == measured
+    assert (quick.loss, quick.optim) == (C.paper().loss, C.paper().optim)  # the official objective
+
+
 def test_config_is_hashable_and_round_trips_through_json():
     import json
 
@@ -103,7 +117,7 @@ def test_bad_values_are_rejected(updates, message):
 
 
 def test_unknown_preset_and_task():
-    with pytest.raises(C.ConfigError, match="unknown preset 'huge': choose one of paper, small, debug"):
+    with pytest.raises(C.ConfigError, match="unknown preset 'huge': choose one of paper, small, quick, debug"):
         C.preset("huge")
     with pytest.raises(C.ConfigError, match="unknown task 'pong': give a Control Suite task as DOMAIN-TASK"):
         C.preset("paper", "pong")

@@ -223,7 +223,7 @@ def test_unknown_preset_task_and_bad_override_exit_2_before_anything(tmp_path, c
     logdir = tmp_path / "never"
     for i, (args, message) in enumerate(
         (
-            (["--preset", "huge"], "--preset must be one of paper, small, debug, got 'huge'"),
+            (["--preset", "huge"], "--preset must be one of paper, small, quick, debug, got 'huge'"),
             (["--task", "pong"], "unknown task 'pong'"),
             (["--num-elites", "2000"], "num_elites must be at most num_candidates (1000)"),
             (["--learning-rate", "fast"], "--learning-rate"),
