@@ -45,13 +45,14 @@ def test_paper_preset_follows_the_official_optimizer_and_precision():
     assert (cfg.optim.adam_form, cfg.optim.grad_clip, cfg.model.matmul_precision) == ("tf1", 1000.0, "default")
 
 
-def test_small_preset_keeps_the_objective_and_validates_for_every_task():
+def test_small_preset_keeps_the_objective_but_free_nats_and_validates_for_every_task():
     for task in tasks.PAPER_TASKS:
         cfg = C.validate(C.preset("small", task))
         assert cfg.env.obs == "pixels" and cfg.embed_size == 512  # cnn depth 16
         assert cfg.train.chunk_length <= cfg.episode_length
     small, paper = C.preset("small"), C.preset("paper")
-    assert (small.loss, small.optim, small.env) == (paper.loss, paper.optim, paper.env)
+    assert (small.optim, small.env) == (paper.optim, paper.env)
+    assert small.loss == C.replace(paper, free_nats=1.0).loss  # the one change to the objective
     assert (small.train.batch_size, small.train.chunk_length, small.train.train_steps) == (8, 32, 100)
 
 
@@ -133,3 +134,13 @@ def test_every_field_documented():
             assert f"    {leaf.name}:" in source
             after = source.split(f"    {leaf.name}:", 1)[1].split("\n", 2)[1]
             assert after.strip().startswith('"""'), f"{leaf.name} has no docstring"
+
+
+def test_every_preset_is_offered_by_train_and_bench():
+    import typing
+
+    from planet_jax.bench import BenchArgs
+    from planet_jax.train import TrainArgs
+
+    for args in (TrainArgs, BenchArgs):
+        assert typing.get_args(typing.get_type_hints(args)["preset"]) == C.PRESETS

@@ -790,7 +790,7 @@ class BenchArgs:
 
     case: tyro.conf.Positional[Case]
     """What to measure (`all`: every case in turn)."""
-    preset: Literal["paper", "small", "debug"] = "paper"
+    preset: Literal["paper", "small", "quick", "debug"] = "paper"
     """Config preset the cases start from."""
     task: str = "cheetah-run"
     """Task (its action and observation sizes, and the simulator for envs / episode / cycle)."""

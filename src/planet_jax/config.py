@@ -334,15 +334,19 @@ def debug(task: str = "cheetah-run") -> Config:
 
 def small(task: str = "cheetah-run") -> Config:
     """A pixel agent for a laptop CPU: the paper's loop and objective with narrower networks,
-    shorter chunks, fewer updates per episode and a smaller search.
+    shorter chunks, fewer updates per episode, a smaller search and 1 free nat.
 
     cnn depth 16, h 100, z 16, hidden 100, reward MLP 2 x 100; B = 8 chunks of L = 32,
     C = 100 updates per episode (twice the updates of B = 16, C = 50 on the same frames,
     and faster per episode on a CPU: experiments/results/cpu-pixels-small-b8c100); CEM with
-    H = 12, I = 6, J = 300, K = 30. A test phase every 5 episodes.
+    H = 12, I = 6, J = 300, K = 30. A test phase every 5 episodes. Free nats 1 instead of
+    the paper's 3: at B = 16, C = 50 swingup read 240.2 against 168.6 at 60 episodes over
+    2 seeds (experiments/results/cpu-pixels-small-cartpole-swingup-fn1 against -swingup);
+    every committed `small` pixel run since used it.
     """
     return Config(
         env=EnvConfig(task=task),
+        loss=LossConfig(free_nats=1.0),
         model=ModelConfig(
             deter_size=100, stoch_size=16, hidden_size=100, cnn_depth=16, reward_layers=2, reward_units=100
         ),

@@ -89,7 +89,7 @@ class TrainArgs:
     """Train PlaNet agents on a DeepMind Control Suite task."""
 
     config: Config
-    preset: Literal["paper", "small", "debug"] = "paper"
+    preset: Literal["paper", "small", "quick", "debug"] = "paper"
     """Defaults to start from; every config field below overrides them."""
     logdir: str = ""
     """Run directory; re-running with the same one resumes. Default: runs/TASK-OBS-PRESET-seedSEED."""
