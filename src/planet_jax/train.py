@@ -526,7 +526,7 @@ class Trainer:
                 self.plot(MetricsLog.read(self.logdir))
         if self.counters.episodes % t.checkpoint_every < step:
             self.save()
-        bar.update(step)
+        # The postfix first, so that update's redraw shows this cycle's figures.
         bar.set_postfix(
             {
                 "env_steps": str(self.counters.env_steps),
@@ -537,6 +537,7 @@ class Trainer:
             },
             refresh=False,
         )
+        bar.update(step)
 
     def plot(self, records: list[dict]) -> None:
         """Redraw curve.png, unless it already shows these records (a run ending on a test)."""
