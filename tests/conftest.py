@@ -29,9 +29,6 @@ def pytest_collection_modifyitems(config, items):
     import jaxlib
     import pytest
 
-    # The end-to-end (`slow`) tests first: they take minutes each, and pytest-xdist hands
-    # tests out in this order, so started last they leave the other workers idle at the end.
-    items.sort(key=lambda item: "slow" not in item.keywords)
     if jaxlib.__version__ == COMPILED_TEXT_JAXLIB:
         return
     skip = pytest.mark.skip(
