@@ -1,6 +1,8 @@
 import os
 import tempfile
 
+import pytest
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 # Tests run on the CPU with deterministic float32 math.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -26,8 +28,15 @@ COMPILED_TEXT_JAXLIB = "0.10.2"
 
 
 def pytest_collection_modifyitems(config, items):
+    _skip_compiled_text_on_other_jaxlibs(items)
+    # The end-to-end tests first, so that the last minutes are many short tests shared out
+    # between the workers rather than one long one on a single worker. Stable: the rest keep
+    # their order.
+    items.sort(key=lambda item: "slow" not in item.keywords)
+
+
+def _skip_compiled_text_on_other_jaxlibs(items):
     import jaxlib
-    import pytest
 
     if jaxlib.__version__ == COMPILED_TEXT_JAXLIB:
         return

@@ -35,20 +35,34 @@ def _agent(records, **match):
     return [{k: v for k, v in r.items() if k not in TIMING_KEYS | AGENT} for r in rows]
 
 
+@pytest.fixture(scope="module")
+def four_seeds(tmp_path_factory):
+    """A 4-seed run in one process on one device, read by two tests (one run per worker that draws them)."""
+    logdir = tmp_path_factory.mktemp("sweeps") / "four"
+    return logdir, _run(logdir, "--num-seeds", "4")
+
+
+@pytest.fixture(scope="module")
+def lr_sweep(tmp_path_factory):
+    """A two-row learning-rate sweep, read by two tests (one run per worker that draws them)."""
+    logdir = tmp_path_factory.mktemp("sweeps") / "lr"
+    return logdir, _run(logdir, "--sweep", "learning_rate=1e-3,3e-4")
+
+
 @pytest.mark.slow
-def test_seed_i_of_a_sweep_equals_a_single_run_with_seed_i(tmp_path):
-    sweep = _run(tmp_path / "three", "--num-seeds", "3")
-    assert {r["seed"] for r in sweep} == {0, 1, 2}
+def test_seed_i_of_a_sweep_equals_a_single_run_with_seed_i(four_seeds, tmp_path):
+    _, sweep = four_seeds
+    assert {r["seed"] for r in sweep} == {0, 1, 2, 3}
     # The last agent: its keys, replay and parameters are found by index, not as the first.
-    single = _run(tmp_path / "single2", "--seed", "2")
-    assert _agent(sweep, seed=2) == _agent(single)  # exactly, update and act
+    single = _run(tmp_path / "single3", "--seed", "3")
+    assert _agent(sweep, seed=3) == _agent(single)  # exactly, update and act
     assert _agent(sweep, seed=0) != _agent(sweep, seed=1)
 
 
 @pytest.mark.slow
-def test_learning_rate_sweep_equals_separate_runs(tmp_path):
-    sweep = _run(tmp_path / "sweep", "--sweep", "learning_rate=1e-3,3e-4")
-    assert sorted(os.listdir(tmp_path / "sweep" / "replay")) == [
+def test_learning_rate_sweep_equals_separate_runs(lr_sweep, tmp_path):
+    logdir, sweep = lr_sweep
+    assert sorted(os.listdir(logdir / "replay")) == [
         "learning_rate=0.0003-seed-0",
         "learning_rate=0.001-seed-0",
     ]
@@ -114,13 +128,12 @@ def test_several_environments_per_seed(tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_rows_json_and_evaluating_one_row(tmp_path):
+def test_sweep_rows_json_and_evaluating_one_row(lr_sweep):
     import json
 
     from planet_jax.evaluate import main as evaluate_main
 
-    logdir = tmp_path / "sweep"
-    _run(logdir, "--sweep", "learning_rate=1e-3,3e-4")
+    logdir, _ = lr_sweep
     rows = json.load(open(logdir / "rows.json"))
     names = ["learning_rate=0.001-seed-0", "learning_rate=0.0003-seed-0"]
     assert [r["name"] for r in rows] == names and [r["learning_rate"] for r in rows] == [1e-3, 3e-4]
@@ -178,8 +191,8 @@ def _distributed(logdir, processes, *extra, devices_each=1):
 
 
 @pytest.mark.slow
-def test_agents_sharded_over_devices_and_processes_equal_one_device(tmp_path):
-    single = _run(tmp_path / "one", "--num-seeds", "4")
+def test_agents_sharded_over_devices_and_processes_equal_one_device(four_seeds, tmp_path):
+    one, single = four_seeds
     # Two processes with two devices each: the agents are sharded over the devices of each
     # process (as on one multi-device host) and over the processes; each process steps the
     # environments of its 2 agents.
@@ -194,7 +207,7 @@ def test_agents_sharded_over_devices_and_processes_equal_one_device(tmp_path):
     assert step == 3 and state.step.tolist() == [10] * 4
     # Agent by agent, the same parameters as the one-process run: agents permuted between
     # the processes (or devices) would fail here.
-    _, reference, _ = load_run(str(tmp_path / "one"), None)
+    _, reference, _ = load_run(str(one), None)
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(reference.params), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
